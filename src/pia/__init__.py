@@ -1,0 +1,3 @@
+"""pia — Portfolio Intelligence Agent."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,169 @@
+"""Every event that crosses the bus: frozen, slotted facts named in the past tense.
+
+Each event carries two timestamps, both ``int`` nanoseconds since the epoch (UTC):
+``ts_event`` — when it happened at the source (for a bar: its close time); ``ts_recv`` — when pia saw it.
+Nobody mutates an event; derive a new one. Arrays inside events are read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import IntEnum
+from functools import cache
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+class Action(IntEnum):
+    """A vote: BUY (+1), SELL (-1), HOLD (0, abstain)."""
+
+    SELL = -1
+    HOLD = 0
+    BUY = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    ts_event: int
+    ts_recv: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bar:
+    """One OHLCV candle. ``open_time`` is the candle's open in ns; ``interval`` its code (``15m``)."""
+
+    symbol: str
+    interval: str
+    open_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarClosed(Event):
+    """A candle closed (``ts_event`` is its close time). Published once per (symbol, interval, open_time)."""
+
+    bar: Bar
+    source: str  # feed name, e.g. "simulated", "replay", "binance_spot"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryLoaded(Event):
+    """Closed history for one (symbol, interval), oldest first, to warm a window (``ts_event`` = last close).
+
+    ``bars`` is a read-only structured array with fields open_time, open, high, low, close, volume.
+    """
+
+    symbol: str
+    interval: str
+    bars: npt.NDArray[np.void]
+    source: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceUpdated(Event):
+    """The latest traded price of an instrument (market data: only the newest matters)."""
+
+    symbol: str
+    price: float
+    extended_hours: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Vote:
+    signal: str
+    action: Action
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalsComputed(Event):
+    """Every signal's vote on one closed bar of one (symbol, timeframe)."""
+
+    symbol: str
+    timeframe: str  # label, e.g. "Now"
+    interval: str
+    close: float
+    votes: tuple[Vote, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsensusChanged(Event):
+    """An instrument's consensus action or confidence bucket changed."""
+
+    symbol: str
+    action: Action
+    confidence: float
+    previous_action: Action
+    previous_confidence: float
+    buy: int
+    sell: int
+    voters: int
+    price: float
+    detail: tuple[tuple[str, Action], ...]  # (timeframe label, that timeframe's action)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalDisabled(Event):
+    """A signal failed on too many consecutive bars and was switched off."""
+
+    signal: str
+    symbol: str
+    timeframe: str
+    failures: int
+    error: str
+
+
+# ---------------------------------------------------------------------------------------------
+BAR_DTYPE = np.dtype(
+    [
+        ("open_time", np.int64),
+        ("open", np.float64),
+        ("high", np.float64),
+        ("low", np.float64),
+        ("close", np.float64),
+        ("volume", np.float64),
+    ]
+)
+
+
+_SCALARS = (str, int, float, bool)
+
+
+@cache
+def _log_field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def log_fields(event: Event) -> dict[str, Any]:
+    """Flat key/values of an event for a log record: scalars as they are, a bar's fields inlined."""
+    out: dict[str, Any] = {"event": type(event).__name__}
+    for name in _log_field_names(type(event)):
+        value = getattr(event, name)
+        if isinstance(value, IntEnum):
+            out[name] = value.name
+        elif isinstance(value, _SCALARS):
+            out[name] = value
+        elif isinstance(value, Bar):
+            out.update(
+                symbol=value.symbol,
+                interval=value.interval,
+                open_time=value.open_time,
+                open=value.open,
+                high=value.high,
+                low=value.low,
+                close=value.close,
+                volume=value.volume,
+            )
+        elif isinstance(value, np.ndarray):
+            out[f"{name}_len"] = len(value)
+        elif name == "votes":
+            out["votes"] = {v.signal: v.action.name for v in value}
+        elif name == "detail":
+            out["detail"] = {k: a.name for k, a in value}
+    return out

@@ -1,0 +1,1 @@
+"""Market data feeds: each source behind one contract (:mod:`pia.feeds.base`)."""
