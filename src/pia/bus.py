@@ -219,6 +219,13 @@ class Bus:
             log.debug("event", extra=log_fields(event))
         return state
 
+    def close_topic(self, topic: Topic[Any]) -> None:
+        """End one topic's streams (staged shutdown: upstream topics close first)."""
+        state = self._topics.get(topic.name)
+        if state is not None:
+            for sub in state.subscribers:
+                sub.close()
+
     def close(self) -> None:
         """End every stream: subscribers drain their queues, then their iteration ends."""
         self._closed = True

@@ -120,7 +120,7 @@ def parse_interval(code: str) -> Interval:
         return Interval(code, 0, months=n)
     if unit == "w":
         if n != 1:
-            raise ValueError(f"only 1w weeks are supported: {code!r}")
+            raise ValueError(f"only the 1w week interval is supported: {code!r}")
         return Interval(code, WEEK, anchor_ns=_MONDAY_OFFSET)
     step = n * _UNITS[unit]
     if step < DAY and DAY % step:

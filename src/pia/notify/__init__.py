@@ -1,0 +1,1 @@
+"""Notifiers: how pia tells people what changed (the console now; Telegram in a later issue)."""

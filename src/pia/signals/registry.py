@@ -1,0 +1,83 @@
+"""The signal registry: every signal pia knows, by name, with its family, warm-up and parameters.
+
+The registry is an explicit, immutable list (no import-time self-registration). Config selects
+signals by name and gives parameters, which are validated against each signal's model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from pia.config import SignalsConfig
+from pia.signals import core
+from pia.signals.base import Ohlcv, Params, SignalOutput, SignalSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSignal:
+    """A selected signal with validated parameters."""
+
+    spec: SignalSpec
+    params: Params
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def warmup(self) -> int:
+        return self.spec.warmup(self.params)
+
+    def compute(self, o: Ohlcv) -> SignalOutput:
+        return self.spec.compute(o, self.params)
+
+
+class Registry:
+    def __init__(self, specs: Iterable[SignalSpec]) -> None:
+        self._specs: dict[str, SignalSpec] = {}
+        for spec in specs:
+            if spec.name in self._specs:
+                raise ValueError(f"signal {spec.name!r} declared twice")
+            self._specs[spec.name] = spec
+
+    def __iter__(self) -> Iterable[SignalSpec]:  # type: ignore[override]
+        return iter(self._specs.values())
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def get(self, name: str) -> SignalSpec:
+        return self._specs[name]
+
+    def resolve(self, config: SignalsConfig) -> tuple[ResolvedSignal, ...]:
+        """The enabled signals with validated params; ValueError names the key and what is wrong."""
+        known = ", ".join(self.names())
+        unknown = [n for n in config.enabled if n not in self._specs]
+        if unknown:
+            raise ValueError(f"signals.enabled: unknown signal(s) {', '.join(unknown)} (known: {known})")
+        if len(set(config.enabled)) != len(config.enabled):
+            raise ValueError("signals.enabled: a signal is listed twice")
+        stray = [n for n in config.params if n not in self._specs]
+        if stray:
+            raise ValueError(f"signals.params.{stray[0]}: unknown signal (known: {known})")
+        out = []
+        for name in config.enabled:
+            spec = self._specs[name]
+            try:
+                params = spec.params_model.model_validate(config.params.get(name, {}))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(x) for x in err.get("loc", ()))
+                where = f"signals.params.{name}" + (f".{loc}" if loc else "")
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                if err.get("type") == "extra_forbidden":
+                    msg = "unknown parameter"
+                raise ValueError(f"{where}: {msg}") from None
+            out.append(ResolvedSignal(spec, params))
+        return tuple(out)
+
+
+REGISTRY = Registry([core.RSI, core.MACD, core.EMA])

@@ -1,0 +1,179 @@
+"""The signal worker: owns the bar windows of its timeframes and runs every signal on each closed bar.
+
+Signals run as direct synchronous calls (no task or queue per signal); the bus carries one
+``SignalsComputed`` per (symbol, timeframe) bar. Only signal code is wrapped in the safety net: an
+exception skips that bar for that signal and is counted; after ``max_consecutive_failures`` in a
+row the signal is disabled for that (symbol, timeframe) and ``SignalDisabled`` is published.
+Anything else that fails is a framework bug and propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pia import topics
+from pia.bus import Bus
+from pia.clock import Clock
+from pia.events import Action, Bar, BarClosed, HistoryLoaded, SignalDisabled, SignalsComputed, Vote
+from pia.instruments import Timeframe
+from pia.intervals import parse_interval
+from pia.signals.registry import ResolvedSignal
+from pia.signals.window import BarWindow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Health:
+    consecutive: int = 0
+    disabled: bool = False
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    bars: int = 0
+    evaluations: int = 0
+    out_of_order: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    disabled: list[str] = field(default_factory=list)
+
+
+class SignalWorker:
+    def __init__(
+        self,
+        bus: Bus,
+        clock: Clock,
+        timeframes: Sequence[Timeframe],
+        signals: Sequence[ResolvedSignal],
+        *,
+        max_consecutive_failures: int = 5,
+        name: str = "signals",
+    ) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._by_interval = {tf.interval: tf for tf in timeframes}
+        self._signals = tuple(signals)
+        self._min_bars = max((s.warmup for s in self._signals), default=1)
+        self._max_failures = max_consecutive_failures
+        self._windows: dict[tuple[str, str], BarWindow] = {}
+        self._health: dict[tuple[str, str, str], _Health] = {}
+        self.stats = WorkerStats()
+        self.name = name
+        self._bars = bus.subscribe(topics.bars(), name)
+        self._history = bus.subscribe(topics.history(), name)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._consume_history())
+            tg.create_task(self._consume_bars())
+
+    async def _consume_history(self) -> None:
+        async for ev in self._history:
+            await self.on_history(ev)
+
+    async def _consume_bars(self) -> None:
+        async for ev in self._bars:
+            await self.on_bar(ev)
+
+    # ------------------------------------------------------------------------------------------
+    def _window(self, symbol: str, tf: Timeframe) -> BarWindow:
+        key = (symbol, tf.interval)
+        win = self._windows.get(key)
+        if win is None:
+            win = self._windows[key] = BarWindow(tf.window)
+        return win
+
+    async def on_history(self, ev: HistoryLoaded) -> None:
+        tf = self._by_interval.get(ev.interval)
+        if tf is None or len(ev.bars) == 0:
+            return
+        win = self._window(ev.symbol, tf)
+        win.load(ev.bars)
+        last = ev.bars[-1]
+        close_ns = parse_interval(ev.interval).next_open(int(last["open_time"]))
+        await self._evaluate(ev.symbol, tf, win, close_ns, float(last["close"]))
+
+    async def on_bar(self, ev: BarClosed) -> None:
+        bar: Bar = ev.bar
+        tf = self._by_interval.get(bar.interval)
+        if tf is None:
+            return
+        win = self._window(bar.symbol, tf)
+        if not win.append(bar):
+            self.stats.out_of_order += 1
+            return
+        self.stats.bars += 1
+        await self._evaluate(bar.symbol, tf, win, ev.ts_event, bar.close)
+
+    async def _evaluate(self, symbol: str, tf: Timeframe, win: BarWindow, ts_event: int, close: float) -> None:
+        if len(win) < self._min_bars:
+            return
+        view = win.view()
+        votes = []
+        for sig in self._signals:
+            key = (sig.name, symbol, tf.label)
+            health = self._health.get(key)
+            if health is None:
+                health = self._health[key] = _Health()
+            if health.disabled:
+                continue
+            try:
+                out = sig.compute(view)
+                action = int(out.action[-1])
+                confidence = float(out.confidence[-1])
+            except Exception as exc:  # the plugin boundary: signal code only
+                await self._on_failure(sig.name, symbol, tf.label, health, exc)
+                continue
+            health.consecutive = 0
+            votes.append(Vote(signal=sig.name, action=Action(action), confidence=confidence))
+        self.stats.evaluations += 1
+        await self._bus.publish(
+            topics.signals(),
+            SignalsComputed(
+                ts_event=ts_event,
+                ts_recv=self._clock.now_ns(),
+                symbol=symbol,
+                timeframe=tf.label,
+                interval=tf.interval,
+                close=close,
+                votes=tuple(votes),
+            ),
+        )
+
+    async def _on_failure(self, name: str, symbol: str, label: str, health: _Health, exc: Exception) -> None:
+        health.consecutive += 1
+        self.stats.failures[name] += 1
+        log.warning(
+            "signal failed; bar skipped for this signal",
+            extra={"signal": name, "symbol": symbol, "tf": label, "error": repr(exc)},
+        )
+        if health.consecutive >= self._max_failures:
+            health.disabled = True
+            self.stats.disabled.append(f"{name}:{symbol}:{label}")
+            now = self._clock.now_ns()
+            await self._bus.publish(
+                topics.signal_health(),
+                SignalDisabled(
+                    ts_event=now,
+                    ts_recv=now,
+                    signal=name,
+                    symbol=symbol,
+                    timeframe=label,
+                    failures=health.consecutive,
+                    error=repr(exc),
+                ),
+            )
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "bars": self.stats.bars,
+            "evaluations": self.stats.evaluations,
+            "out_of_order": self.stats.out_of_order,
+            "failures": dict(self.stats.failures),
+            "disabled": list(self.stats.disabled),
+        }
