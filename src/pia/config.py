@@ -344,8 +344,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
 
 def _resolve_paths(config: PiaConfig, base: Path) -> PiaConfig:
     files = tuple(
-        f if f.path.is_absolute() else f.model_copy(update={"path": base / f.path})
-        for f in config.feed.replay.files
+        f if f.path.is_absolute() else f.model_copy(update={"path": base / f.path}) for f in config.feed.replay.files
     )
     replay = config.feed.replay.model_copy(update={"files": files})
     feed = config.feed.model_copy(update={"replay": replay})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import IntEnum
-from functools import cache
 from typing import Any
 
 import numpy as np
@@ -135,9 +134,14 @@ BAR_DTYPE = np.dtype(
 _SCALARS = (str, int, float, bool)
 
 
-@cache
-def _log_field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _log_field_names(cls: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def log_fields(event: Event) -> dict[str, Any]:

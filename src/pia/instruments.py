@@ -118,6 +118,8 @@ class Universe(BaseModel):
 def read_universe_toml(path: Path) -> dict[str, object]:
     with path.open("rb") as fh:
         data = tomllib.load(fh)
-    return {"instruments": data.get("instrument", []), "timeframes": data.get("timeframe", []), **{
-        k: v for k, v in data.items() if k not in ("instrument", "timeframe")
-    }}
+    return {
+        "instruments": data.get("instrument", []),
+        "timeframes": data.get("timeframe", []),
+        **{k: v for k, v in data.items() if k not in ("instrument", "timeframe")},
+    }

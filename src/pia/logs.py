@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import orjson
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("pia_log_context", default={})
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("pia_log_context", default=None)
 
 # attributes every LogRecord has; anything else on a record came from `extra`
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
@@ -34,7 +34,7 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
 @contextlib.contextmanager
 def bind(**keys: Any) -> Iterator[None]:
     """Add ``keys`` to every record logged in this context (this task and what it awaits)."""
-    token = _context.set({**_context.get(), **keys})
+    token = _context.set({**(_context.get() or {}), **keys})
     try:
         yield
     finally:
@@ -45,7 +45,7 @@ class ContextFilter(logging.Filter):
     """Copies the bound context onto the record (in the logging thread, before it is queued)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        ctx = _context.get()
+        ctx = _context.get() or {}
         for key, value in ctx.items():
             if not hasattr(record, key):
                 setattr(record, key, value)
@@ -106,6 +106,8 @@ class LogHandle:
     def close(self) -> None:
         if self.listener is not None:
             self.listener.stop()
+            for h in self.listener.handlers:
+                h.close()
         root = logging.getLogger()
         for h in self.handlers:
             root.removeHandler(h)

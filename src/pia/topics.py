@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from pia.bus import Overflow, Topic
-from pia.events import BarClosed, ConsensusChanged, HistoryLoaded, PriceUpdated, SignalDisabled, SignalsComputed
+from pia.events import (
+    BarClosed,
+    ConsensusChanged,
+    HistoryLoaded,
+    PriceUpdated,
+    SignalDisabled,
+    SignalsComputed,
+)
 
 
 def bars() -> Topic[BarClosed]:

@@ -29,7 +29,11 @@ async def test_fan_out_delivers_every_event_to_every_subscriber_in_order() -> No
         assert got == list(range(10))
     stats = bus.statistics()["test.block"]
     assert stats["published"] == 10
-    assert {name: s["delivered"] for name, s in stats["subscribers"].items()} == {"s0": 10, "s1": 10, "s2": 10}
+    assert {name: s["delivered"] for name, s in stats["subscribers"].items()} == {
+        "s0": 10,
+        "s1": 10,
+        "s2": 10,
+    }
 
 
 async def test_subscriber_sees_only_events_after_it_subscribed() -> None:
@@ -152,7 +156,9 @@ async def test_close_topic_ends_only_that_topic() -> None:
     assert b.depth == 1
 
 
-async def test_every_published_event_is_logged_at_debug_with_its_type(caplog: pytest.LogCaptureFixture) -> None:
+async def test_every_published_event_is_logged_at_debug_with_its_type(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     bus = Bus(4)
     bus.subscribe(DROP, "s")
     with caplog.at_level(logging.DEBUG, logger="pia.bus"):

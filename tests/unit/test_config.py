@@ -25,8 +25,24 @@ def test_shipped_configs_are_valid() -> None:
     for name in ("default.toml", "demo.toml"):
         settings = load_config(REPO / "configs" / name, env={})
         assert len(settings.universe.instruments) == 31
-        assert [t.label for t in settings.universe.timeframes] == ["Now", "12h", "2d", "7d", "1mo", "3mo", "6mo"]
-        assert [t.interval for t in settings.universe.timeframes] == ["15m", "1h", "4h", "1d", "3d", "1w", "1M"]
+        assert [t.label for t in settings.universe.timeframes] == [
+            "Now",
+            "12h",
+            "2d",
+            "7d",
+            "1mo",
+            "3mo",
+            "6mo",
+        ]
+        assert [t.interval for t in settings.universe.timeframes] == [
+            "15m",
+            "1h",
+            "4h",
+            "1d",
+            "3d",
+            "1w",
+            "1M",
+        ]
 
 
 def test_universe_matches_the_original_instruments() -> None:
@@ -47,8 +63,10 @@ def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
     path = cfg(tmp_path, "heartbeat_secs = 5\n")
     with pytest.raises(ConfigError) as err:
         load_config(path, env={})
-    assert str(err.value) == f"{path}: service.heartbeat_secs: unknown key (check the spelling; " \
+    assert (
+        str(err.value) == f"{path}: service.heartbeat_secs: unknown key (check the spelling; "
         "`pia config check --help` lists the sections)"
+    )
 
 
 def test_unknown_section(tmp_path: Path) -> None:
@@ -90,7 +108,7 @@ def test_invalid_toml(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nope.toml: file not found"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: file not found"):
         load_config(tmp_path / "nope.toml", env={})
 
 
@@ -115,8 +133,15 @@ def test_bad_instruments_file_names_that_file(tmp_path: Path) -> None:
 
 def test_duplicate_instrument(tmp_path: Path) -> None:
     one = '[[instrument]]\nsymbol = "BTC-USD"\nasset_class = "crypto"\nvenue = "binance_spot"\n'
-    write(tmp_path, '[[timeframe]]\nlabel = "Now"\ninterval = "15m"\n' + one + 'venue_symbol = "A"\nname = "a"\n'
-          + one + 'venue_symbol = "B"\nname = "b"\n', "inst.toml")
+    write(
+        tmp_path,
+        '[[timeframe]]\nlabel = "Now"\ninterval = "15m"\n'
+        + one
+        + 'venue_symbol = "A"\nname = "a"\n'
+        + one
+        + 'venue_symbol = "B"\nname = "b"\n',
+        "inst.toml",
+    )
     path = write(tmp_path, '[service]\ninstruments = "inst.toml"\n')
     with pytest.raises(ConfigError, match="duplicate instrument symbol: BTC-USD"):
         load_config(path, env={})
@@ -138,10 +163,10 @@ def test_unknown_signal_and_bad_signal_params(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"signals.enabled: unknown signal\(s\) rsx \(known: rsi, macd, ema"):
         load_config(path, env={})
     path = cfg(tmp_path, "[signals.params.rsi]\nlower = 80\nupper = 20\n")
-    with pytest.raises(ConfigError, match="signals.params.rsi: lower must be below upper"):
+    with pytest.raises(ConfigError, match=r"signals\.params\.rsi: lower must be below upper"):
         load_config(path, env={})
     path = cfg(tmp_path, "[signals.params.macd]\nfastt = 3\n")
-    with pytest.raises(ConfigError, match="signals.params.macd.fastt: unknown parameter"):
+    with pytest.raises(ConfigError, match=r"signals\.params\.macd\.fastt: unknown parameter"):
         load_config(path, env={})
 
 
@@ -156,7 +181,11 @@ def test_replay_needs_files_that_exist(tmp_path: Path) -> None:
 
 def test_environment_overrides_and_secrets_are_masked(tmp_path: Path) -> None:
     path = cfg(tmp_path, "")
-    env = {"PIA_DATA_DIR": str(tmp_path / "data"), "PIA_LOG_LEVEL": "debug", "PIA_TELEGRAM_TOKEN": "123:secret"}
+    env = {
+        "PIA_DATA_DIR": str(tmp_path / "data"),
+        "PIA_LOG_LEVEL": "debug",
+        "PIA_TELEGRAM_TOKEN": "123:secret",
+    }
     settings = load_config(path, env=env)
     assert settings.data_dir == tmp_path / "data"
     assert settings.config.logging.level == "DEBUG"
@@ -170,7 +199,7 @@ def test_environment_overrides_and_secrets_are_masked(tmp_path: Path) -> None:
 
 def test_bad_env_log_level_is_a_config_error(tmp_path: Path) -> None:
     path = cfg(tmp_path, "")
-    with pytest.raises(ConfigError, match="logging.level"):
+    with pytest.raises(ConfigError, match=r"logging\.level"):
         load_config(path, env={"PIA_LOG_LEVEL": "chatty"})
 
 

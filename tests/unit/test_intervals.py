@@ -49,15 +49,27 @@ def test_bad_codes_are_refused_with_a_reason(bad: str) -> None:
 
 @pytest.mark.parametrize(
     ("base", "target", "ok"),
-    [("1m", "15m", True), ("1m", "1M", True), ("15m", "1w", True), ("1d", "1w", True), ("1d", "1M", True),
-     ("1h", "3d", True), ("3d", "1w", False), ("1w", "1M", False), ("4h", "1h", False), ("1M", "3M", True)],
+    [
+        ("1m", "15m", True),
+        ("1m", "1M", True),
+        ("15m", "1w", True),
+        ("1d", "1w", True),
+        ("1d", "1M", True),
+        ("1h", "3d", True),
+        ("3d", "1w", False),
+        ("1w", "1M", False),
+        ("4h", "1h", False),
+        ("1M", "3M", True),
+    ],
 )
 def test_divides(base: str, target: str, ok: bool) -> None:
     assert parse_interval(base).divides(parse_interval(target)) is ok
 
 
-@given(st.integers(min_value=0, max_value=4_000_000_000 * NS), st.sampled_from(["1m", "15m", "1h", "4h", "1d",
-                                                                                 "3d", "1w", "1M"]))
+@given(
+    st.integers(min_value=0, max_value=4_000_000_000 * NS),
+    st.sampled_from(["1m", "15m", "1h", "4h", "1d", "3d", "1w", "1M"]),
+)
 def test_floor_properties(ts: int, code: str) -> None:
     iv = parse_interval(code)
     f = iv.floor(ts)

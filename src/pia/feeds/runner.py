@@ -51,7 +51,9 @@ class FeedRunner:
 
     async def run(self) -> None:
         await self._publish_history()
-        log.info("feed streaming", extra={"source": self.feed.name, "instruments": len(self.feed.instruments)})
+        log.info(
+            "feed streaming", extra={"source": self.feed.name, "instruments": len(self.feed.instruments)}
+        )
         async for bar in self.feed.stream():
             await self.on_bar(bar)
         self.ended = True
@@ -92,7 +94,8 @@ class FeedRunner:
         self.last_bar_mono = self._clock.monotonic()
         await self._publish(bar, now)
         self._bus.publish_nowait(
-            topics.prices(), PriceUpdated(ts_event=self._close(bar), ts_recv=now, symbol=bar.symbol, price=bar.close)
+            topics.prices(),
+            PriceUpdated(ts_event=self._close(bar), ts_recv=now, symbol=bar.symbol, price=bar.close),
         )
         agg = self._aggregators.get(bar.symbol)
         if agg is not None and bar.interval == self.feed.base_interval:

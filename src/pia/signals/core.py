@@ -26,9 +26,13 @@ class RsiParams(Params):
 def rsi(o: Ohlcv, p: RsiParams) -> SignalOutput:
     """Wilder RSI with fixed bounds: BUY below ``lower``, SELL above ``upper`` (contrarian).
 
-    Confidence grows from 0.5 at the bound to 1.0 at the extreme (0 or 100).
+    Confidence grows from 0.5 at the bound to 1.0 at the extreme (0 or 100). A series with no
+    change at all has no RSI (TA-Lib reports 0 there, which would read as "oversold"): it abstains.
     """
     r = talib.RSI(o.close, timeperiod=p.period)
+    span = p.period + 1
+    flat = (talib.MAX(o.close, span) - talib.MIN(o.close, span) == 0) & (r == 0)
+    r = np.where(flat, np.nan, r)
     buy = r < p.lower
     sell = r > p.upper
     conf = np.where(buy, 0.5 + 0.5 * (p.lower - r) / p.lower, 0.5 + 0.5 * (r - p.upper) / (100.0 - p.upper))

@@ -6,7 +6,7 @@ signals by name and gives parameters, which are validated against each signal's 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -43,7 +43,7 @@ class Registry:
                 raise ValueError(f"signal {spec.name!r} declared twice")
             self._specs[spec.name] = spec
 
-    def __iter__(self) -> Iterable[SignalSpec]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[SignalSpec]:
         return iter(self._specs.values())
 
     def names(self) -> list[str]:

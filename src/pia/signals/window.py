@@ -75,6 +75,4 @@ class BarWindow:
     def view(self) -> Ohlcv:
         s, e = self._start, self._end
         c = self._cols
-        return Ohlcv(
-            self._time[s:e], c["open"][s:e], c["high"][s:e], c["low"][s:e], c["close"][s:e], c["volume"][s:e]
-        )
+        return Ohlcv(self._time[s:e], c["open"][s:e], c["high"][s:e], c["low"][s:e], c["close"][s:e], c["volume"][s:e])

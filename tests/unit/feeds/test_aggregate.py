@@ -143,8 +143,18 @@ def test_stream_started_mid_candle_publishes_no_partial_candle() -> None:
     out = []
     for i in range(7, 31):  # starts 7 minutes into a 15m candle
         px = 100.0 + i
-        out += agg.add(Bar(symbol="X", interval="1m", open_time=t0 + i * MINUTE, open=px, high=px + 1,
-                           low=px - 1, close=px, volume=1.0))
+        out += agg.add(
+            Bar(
+                symbol="X",
+                interval="1m",
+                open_time=t0 + i * MINUTE,
+                open=px,
+                high=px + 1,
+                low=px - 1,
+                close=px,
+                volume=1.0,
+            )
+        )
     assert [b.open_time for b in out] == [t0 + 15 * MINUTE]  # only the complete one
     assert agg.partial_discarded == 1
     assert out[0].open == 115.0 and out[0].close == 129.0 and out[0].volume == 15.0
@@ -153,14 +163,29 @@ def test_stream_started_mid_candle_publishes_no_partial_candle() -> None:
 def test_seeded_partial_candle_completes_from_the_stream() -> None:
     t0 = 1_700_000_100 * NS // (15 * MINUTE) * (15 * MINUTE)
     agg = BarAggregator("X", "1m", ["15m"])
-    agg.seed(Bar(symbol="X", interval="15m", open_time=t0, open=90.0, high=200.0, low=80.0, close=95.0,
-                 volume=7.0))
+    agg.seed(Bar(symbol="X", interval="15m", open_time=t0, open=90.0, high=200.0, low=80.0, close=95.0, volume=7.0))
     out = []
     for i in range(7, 15):
-        out += agg.add(Bar(symbol="X", interval="1m", open_time=t0 + i * MINUTE, open=96.0, high=97.0,
-                           low=94.0, close=96.5, volume=1.0))
+        out += agg.add(
+            Bar(
+                symbol="X",
+                interval="1m",
+                open_time=t0 + i * MINUTE,
+                open=96.0,
+                high=97.0,
+                low=94.0,
+                close=96.5,
+                volume=1.0,
+            )
+        )
     assert len(out) == 1
-    assert (out[0].open, out[0].high, out[0].low, out[0].close, out[0].volume) == (90.0, 200.0, 80.0, 96.5, 15.0)
+    assert (out[0].open, out[0].high, out[0].low, out[0].close, out[0].volume) == (
+        90.0,
+        200.0,
+        80.0,
+        96.5,
+        15.0,
+    )
 
 
 def test_missing_last_minute_closes_on_the_next_candle_or_on_flush() -> None:
@@ -168,8 +193,16 @@ def test_missing_last_minute_closes_on_the_next_candle_or_on_flush() -> None:
     agg = BarAggregator("X", "1m", ["15m"])
 
     def bar(i: int) -> Bar:
-        return Bar(symbol="X", interval="1m", open_time=t0 + i * MINUTE, open=1.0, high=1.0, low=1.0, close=1.0,
-                   volume=1.0)
+        return Bar(
+            symbol="X",
+            interval="1m",
+            open_time=t0 + i * MINUTE,
+            open=1.0,
+            high=1.0,
+            low=1.0,
+            close=1.0,
+            volume=1.0,
+        )
 
     assert [agg.add(bar(i)) for i in range(13)] == [[]] * 13  # minutes 13 and 14 never come
     assert agg.flush_until(t0 + 14 * MINUTE) == []
