@@ -32,12 +32,17 @@ class FeedRunner:
         self._bus = bus
         self._clock = clock
         self._intervals = sorted(set(intervals), key=lambda c: parse_interval(c).nominal_ns)
-        self._guard = BarGuard(
-            feed.name, {i.symbol for i in feed.instruments}, clock, check_future=check_future
-        )
+        self._guard = BarGuard(feed.name, {i.symbol for i in feed.instruments}, clock, check_future=check_future)
         self._aggregators: dict[str, BarAggregator] = {}
         if feed.base_interval is not None:
-            targets = [c for c in self._intervals if c != feed.base_interval]
+            base = parse_interval(feed.base_interval)
+            targets = [c for c in self._intervals if c != feed.base_interval and base.divides(parse_interval(c))]
+            unbuildable = [c for c in self._intervals if c != feed.base_interval and c not in targets]
+            if unbuildable:
+                log.warning(
+                    "timeframes that cannot be built from this feed's bars get no candles",
+                    extra={"source": feed.name, "base_interval": feed.base_interval, "intervals": unbuildable},
+                )
             for inst in feed.instruments:
                 self._aggregators[inst.symbol] = BarAggregator(inst.symbol, feed.base_interval, targets)
         self.bars_published: Counter[str] = Counter()
@@ -51,9 +56,7 @@ class FeedRunner:
 
     async def run(self) -> None:
         await self._publish_history()
-        log.info(
-            "feed streaming", extra={"source": self.feed.name, "instruments": len(self.feed.instruments)}
-        )
+        log.info("feed streaming", extra={"source": self.feed.name, "instruments": len(self.feed.instruments)})
         async for bar in self.feed.stream():
             await self.on_bar(bar)
         self.ended = True
