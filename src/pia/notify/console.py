@@ -45,9 +45,11 @@ def format_signals(ev: SignalsComputed) -> str:
 
 def format_consensus(ev: ConsensusChanged) -> str:
     tfs = " · ".join(f"{label} {_SHORT[action]}" for label, action in ev.detail)
+    before = f"{ev.previous_action.name} {ev.previous_confidence:.2f}"
+    after = f"{ev.action.name} {ev.confidence:.2f}"
     return (
-        f"{_hhmm(ev.ts_event)} {_MARK[ev.action]} {ev.symbol:<9} {ev.previous_action.name} → {ev.action.name:<4} "
-        f"{ev.confidence:.2f}  ({ev.buy} buy / {ev.sell} sell)  {format_price(ev.price)}  [{tfs}]"
+        f"{_hhmm(ev.ts_event)} {_MARK[ev.action]} {ev.symbol:<9} {before:>9} → {after:<9}  "
+        f"({ev.buy} buy / {ev.sell} sell)  {format_price(ev.price)}  [{tfs}]"
     )
 
 
