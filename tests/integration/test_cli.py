@@ -84,8 +84,9 @@ def test_bad_config_exits_2_with_one_clear_message(make_config: Callable[[str], 
         )
 
 
-def test_run_stops_on_sigterm_with_exit_0_and_json_logs_follow_symbol_and_event(
-    make_config: Callable[[str], Path], tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_on_signal_with_exit_0_and_json_logs_follow_symbol_and_event(
+    make_config: Callable[[str], Path], tmp_path: Path, signum: signal.Signals
 ) -> None:
     path = make_config(DEMO_BODY)
     log = tmp_path / "data" / "logs" / "pia.jsonl"
@@ -107,7 +108,7 @@ def test_run_stops_on_sigterm_with_exit_0_and_json_logs_follow_symbol_and_event(
         )
         assert streamed, "service never streamed"
         t = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=10)
         took = time.monotonic() - t
     finally:
@@ -117,7 +118,7 @@ def test_run_stops_on_sigterm_with_exit_0_and_json_logs_follow_symbol_and_event(
     assert proc.returncode == 0, err
     assert took < 10
     last = out.strip().splitlines()[-1]
-    assert last.startswith("pia stopped (SIGTERM) after ") and "bars streamed" in last
+    assert last.startswith(f"pia stopped ({signum.name}) after ") and "bars streamed" in last
 
     recs = records(log)
     for r in recs:
@@ -130,7 +131,7 @@ def test_run_stops_on_sigterm_with_exit_0_and_json_logs_follow_symbol_and_event(
     heartbeat = next(r for r in recs if r["msg"] == "heartbeat")
     assert "simulated" in heartbeat["feeds"]  # type: ignore[operator]
     assert "market.bars" in heartbeat["bus"]  # type: ignore[operator]
-    assert any(r["msg"] == "stop requested" and r.get("reason") == "SIGTERM" for r in recs)
+    assert any(r["msg"] == "stop requested" and r.get("reason") == signum.name for r in recs)
 
     if shutil.which("jq"):
         jq = subprocess.run(
