@@ -74,6 +74,95 @@ class BusConfig(BaseModel):
 class FeedKind(StrEnum):
     SIMULATED = "simulated"
     REPLAY = "replay"
+    LIVE = "live"
+
+
+class HttpConfig(BaseModel):
+    model_config = _Frozen
+
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+    """Retries of a timed-out, 5xx, 429 or truncated request (other 4xx are never retried)."""
+    backoff_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """First retry delay; doubles each retry, with jitter."""
+    timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    breaker_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    """Consecutive failed calls that open a source's circuit."""
+    breaker_reset_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """How long an open circuit waits before one probe (half-open)."""
+
+
+class ReconnectConfig(BaseModel):
+    model_config = _Frozen
+
+    initial_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    max_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    receive_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 90.0
+    """Silence on a stream for this long (no message, no pong) counts as a dead connection."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max_seconds < self.initial_seconds:
+            raise ValueError("max_seconds must be at least initial_seconds")
+        return self
+
+
+class BinanceConfig(BaseModel):
+    model_config = _Frozen
+
+    enabled: bool = True
+    spot_rest_url: str = "https://data-api.binance.vision"
+    spot_ws_url: str = "wss://data-stream.binance.vision"
+    futures_rest_url: str = "https://fapi.binance.com"
+    futures_ws_url: str = "wss://fstream.binance.com"
+    funding_symbols: tuple[str, ...] = ("BTC-USD", "ETH-USD")
+    """Instruments whose USD-M perpetual funding rate and mark price are followed (FundingUpdated)."""
+
+
+class AlpacaConfig(BaseModel):
+    model_config = _Frozen
+
+    enabled: bool = True
+    rest_url: str = "https://data.alpaca.markets"
+    ws_url: str = "wss://stream.data.alpaca.markets"
+    data_feed: Literal["iex", "sip"] = "iex"
+    adjustment: Literal["raw", "split", "dividend", "all"] = "split"
+
+
+class FearGreedConfig(BaseModel):
+    model_config = _Frozen
+
+    enabled: bool = True
+    crypto_url: str = "https://api.alternative.me/fng/"
+    """alternative.me Crypto Fear & Greed index (crypto instruments)."""
+    vix_url: str = "https://cdn.cboe.com/api/global/us_indices/daily_prices/VIX_History.csv"
+    """A VIX daily history (CSV: DATE,OPEN,HIGH,LOW,CLOSE); stocks and metals get an index derived from it."""
+    poll_seconds: Annotated[float, Field(ge=10, le=86_400)] = 300.0
+
+
+class FxConfig(BaseModel):
+    model_config = _Frozen
+
+    enabled: bool = True
+    url: str = "https://api.frankfurter.app"
+    """ECB reference rates (the Frankfurter API)."""
+    base: str = "USD"
+    quotes: tuple[str, ...] = ("SEK",)
+    poll_seconds: Annotated[float, Field(ge=60, le=86_400)] = 3600.0
+    stale_after_seconds: Annotated[float, Field(ge=60)] = 7200.0
+    """A rate older than this is marked stale, with a loud warning; there is never a hard-coded fallback."""
+
+
+class LiveFeedConfig(BaseModel):
+    model_config = _Frozen
+
+    history_bars: Annotated[int, Field(ge=50, le=5000)] = 500
+    """Closed candles fetched per (instrument, timeframe) at start."""
+    http: HttpConfig = HttpConfig()
+    reconnect: ReconnectConfig = ReconnectConfig()
+    binance: BinanceConfig = BinanceConfig()
+    alpaca: AlpacaConfig = AlpacaConfig()
+    fear_greed: FearGreedConfig = FearGreedConfig()
+    fx: FxConfig = FxConfig()
 
 
 class SimulatedFeedConfig(BaseModel):
@@ -134,6 +223,7 @@ class FeedConfig(BaseModel):
     kind: FeedKind = FeedKind.SIMULATED
     simulated: SimulatedFeedConfig = SimulatedFeedConfig()
     replay: ReplayFeedConfig = ReplayFeedConfig()
+    live: LiveFeedConfig = LiveFeedConfig()
 
     @model_validator(mode="after")
     def _replay_has_files(self) -> Self:

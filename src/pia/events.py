@@ -74,6 +74,38 @@ class PriceUpdated(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FundingUpdated(Event):
+    """A perpetual's funding rate and mark price (Binance USD-M ``premiumIndex`` / ``markPrice``)."""
+
+    symbol: str
+    funding_rate: float  # per funding interval, e.g. 0.0001 = 0.01 %
+    mark_price: float
+    next_funding_time: int  # ns
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FearGreedUpdated(Event):
+    """A Fear & Greed reading (0 extreme fear .. 100 extreme greed) for an asset class."""
+
+    asset_class: str  # "crypto" (alternative.me) | "stocks" / "metals" (derived from the VIX)
+    value: float
+    classification: str
+    source: str
+    vix: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FxRateUpdated(Event):
+    """A reference FX rate (1 ``base`` = ``rate`` ``quote``), ``stale`` when older than allowed."""
+
+    base: str
+    quote: str
+    rate: float
+    rate_date: str  # the ECB reference date, YYYY-MM-DD
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Vote:
     signal: str
     action: Action

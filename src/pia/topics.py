@@ -6,6 +6,9 @@ from pia.bus import Overflow, Topic
 from pia.events import (
     BarClosed,
     ConsensusChanged,
+    FearGreedUpdated,
+    FundingUpdated,
+    FxRateUpdated,
     HistoryLoaded,
     PriceUpdated,
     SignalDisabled,
@@ -39,3 +42,16 @@ def signal_health() -> Topic[SignalDisabled]:
 def consensus() -> Topic[ConsensusChanged]:
     """Decisions input: never dropped."""
     return Topic("signals.consensus", ConsensusChanged, Overflow.BLOCK)
+
+
+def funding() -> Topic[FundingUpdated]:
+    """Funding rate and mark price of perpetuals: only the newest matters."""
+    return Topic("market.funding", FundingUpdated, Overflow.DROP_OLDEST)
+
+
+def fear_greed() -> Topic[FearGreedUpdated]:
+    return Topic("market.fear_greed", FearGreedUpdated, Overflow.DROP_OLDEST)
+
+
+def fx() -> Topic[FxRateUpdated]:
+    return Topic("market.fx", FxRateUpdated, Overflow.DROP_OLDEST)

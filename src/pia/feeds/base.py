@@ -6,7 +6,8 @@ A feed produces *closed* bars of its instruments, oldest first:
   and for feeds that stream only a base interval, the candle in progress at the start
   (``partial``) so that higher timeframes can be completed from the stream without inventing bars;
 - :meth:`Feed.stream` yields closed bars as they close, in time order per symbol, until the source
-  is exhausted (it returns) or the task is cancelled.
+  is exhausted (it returns) or the task is cancelled. It may also yield :class:`Quote` price updates
+  that are not bars (extended-hours stock prices), which become ``PriceUpdated`` events.
 
 ``base_interval`` says what the stream carries: a feed that streams only one interval (e.g. 1-minute
 bars) has it set, and the :class:`~pia.feeds.runner.FeedRunner` aggregates its bars to every
@@ -38,6 +39,16 @@ class History:
     partial: Bar | None = None  # the candle in progress at stream start, built from what is known
 
 
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A last-price update that is not a closed bar (e.g. a stock's extended-hours trading)."""
+
+    symbol: str
+    price: float
+    ts_ns: int
+    extended_hours: bool = False
+
+
 class Feed(Protocol):
     name: str
     base_interval: str | None
@@ -47,8 +58,8 @@ class Feed(Protocol):
         """Closed warm-up history for every instrument and each of ``intervals`` (and the base interval)."""
         ...
 
-    def stream(self) -> AsyncIterator[Bar]:
-        """Closed bars as they close, oldest first."""
+    def stream(self) -> AsyncIterator[Bar | Quote]:
+        """Closed bars as they close, oldest first (and, from some feeds, :class:`Quote` price updates)."""
         ...
 
 

@@ -7,9 +7,10 @@ Every bar passes the :class:`~pia.feeds.guard.BarGuard` first, so the pipeline s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pia import topics
@@ -17,7 +18,7 @@ from pia.bus import Bus
 from pia.clock import Clock
 from pia.events import Bar, BarClosed, HistoryLoaded, PriceUpdated
 from pia.feeds.aggregate import BarAggregator
-from pia.feeds.base import Feed
+from pia.feeds.base import Feed, Quote
 from pia.feeds.guard import BarGuard
 from pia.intervals import parse_interval
 
@@ -33,6 +34,7 @@ class FeedRunner:
         self._clock = clock
         self._intervals = sorted(set(intervals), key=lambda c: parse_interval(c).nominal_ns)
         self._guard = BarGuard(feed.name, {i.symbol for i in feed.instruments}, clock, check_future=check_future)
+        self._symbols = {i.symbol for i in feed.instruments}
         self._aggregators: dict[str, BarAggregator] = {}
         if feed.base_interval is not None:
             base = parse_interval(feed.base_interval)
@@ -57,8 +59,11 @@ class FeedRunner:
     async def run(self) -> None:
         await self._publish_history()
         log.info("feed streaming", extra={"source": self.feed.name, "instruments": len(self.feed.instruments)})
-        async for bar in self.feed.stream():
-            await self.on_bar(bar)
+        async for item in self.feed.stream():
+            if isinstance(item, Quote):
+                self.on_quote(item)
+            else:
+                await self.on_bar(item)
         self.ended = True
         log.info("feed ended", extra={"source": self.feed.name, "bars": sum(self.bars_published.values())})
 
@@ -106,6 +111,22 @@ class FeedRunner:
                 if self._guard.admit(higher):
                     await self._publish(higher, now)
 
+    def on_quote(self, quote: Quote) -> None:
+        """A price that is not a bar (e.g. extended hours): published as PriceUpdated only."""
+        if not (quote.price > 0 and quote.price < float("inf")) or quote.symbol not in self._symbols:
+            self._guard.dropped["bad_quote"] += 1
+            return
+        self._bus.publish_nowait(
+            topics.prices(),
+            PriceUpdated(
+                ts_event=quote.ts_ns,
+                ts_recv=self._clock.now_ns(),
+                symbol=quote.symbol,
+                price=quote.price,
+                extended_hours=quote.extended_hours,
+            ),
+        )
+
     async def _publish(self, bar: Bar, now: int) -> None:
         self.bars_published[bar.interval] += 1
         await self._bus.publish(
@@ -116,9 +137,17 @@ class FeedRunner:
     def _close(bar: Bar) -> int:
         return parse_interval(bar.interval).next_open(bar.open_time)
 
+    def _feed_statistics(self) -> dict[str, Any]:
+        fn = getattr(self.feed, "statistics", None)
+        value = fn() if callable(fn) else None
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        return dict(value) if isinstance(value, Mapping) else {}
+
     def statistics(self) -> dict[str, Any]:
         age = None if self.last_bar_mono is None else round(self._clock.monotonic() - self.last_bar_mono, 3)
         return {
+            "feed": self._feed_statistics(),
             "last_bar_age_s": age,
             "bars": dict(self.bars_published),
             "history_bars": self.history_bars,
