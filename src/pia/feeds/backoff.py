@@ -19,7 +19,8 @@ class Backoff:
 
     def next(self) -> float:
         """Seconds to wait before the next attempt: uniform in [cap/2, cap] where cap grows each time."""
-        cap = min(self.maximum, self.initial * self.factor**self.attempts)
+        exponent = min(self.attempts, 64)  # past this the cap is reached for any factor > 1
+        cap = min(self.maximum, self.initial * self.factor**exponent)
         self.attempts += 1
         return cap / 2 + self._rng.random() * cap / 2
 
