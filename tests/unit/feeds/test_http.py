@@ -90,7 +90,7 @@ async def test_other_4xx_is_not_retried(server: tuple[str, Script]) -> None:
     clock = SteppingClock()
     source, breaker = make(clock)
     async with aiohttp.ClientSession() as session:
-        with pytest.raises(HttpStatusError, match="HTTP 400.*Invalid symbol") as err:
+        with pytest.raises(HttpStatusError, match=r"HTTP 400.*Invalid symbol") as err:
             await HttpClient(session, clock).get_json(source, url)
     assert err.value.status == 400
     assert script.calls == 1 and clock.slept == []
