@@ -13,21 +13,25 @@ loses nothing committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from pia import topics
+import aiohttp
+
+from pia import __version__, topics
 from pia.bus import Bus, Topic
 from pia.clock import Clock, LiveClock
 from pia.config import FeedKind, Settings
 from pia.feeds.base import Feed
 from pia.feeds.runner import FeedRunner
+from pia.feeds.wiring import Service, build_live
 from pia.notify.console import ConsoleNotifier
 from pia.signals.consensus import ConsensusActor
 from pia.signals.registry import REGISTRY
@@ -73,6 +77,8 @@ def _order(code: str) -> int:
 def make_feed(settings: Settings, clock: Clock) -> Feed:
     cfg = settings.config.feed
     instruments = settings.universe.instruments
+    if cfg.kind is FeedKind.LIVE:
+        raise ValueError("live feeds are built by pia.feeds.wiring once the event loop runs")
     if cfg.kind is FeedKind.SIMULATED:
         from pia.feeds.simulated import SimulatedMarket
 
@@ -95,6 +101,7 @@ class App:
         workers: Sequence[SignalWorker],
         consensus: ConsensusActor,
         notifier: ConsoleNotifier | None,
+        live: Callable[[aiohttp.ClientSession], tuple[list[FeedRunner], list[Service]]] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -104,6 +111,8 @@ class App:
         self.workers = tuple(workers)
         self.consensus = consensus
         self.notifier = notifier
+        self.services: tuple[Service, ...] = ()
+        self._live = live
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._started_mono = 0.0
@@ -140,21 +149,15 @@ class App:
             },
         )
         try:
-            async with asyncio.TaskGroup() as tg:
-                store = tg.create_task(self.store.run(), name="store")
-                workers = [tg.create_task(w.run(), name=w.name) for w in self.workers]
-                consensus = tg.create_task(self.consensus.run(), name="consensus")
-                notifier = [tg.create_task(self.notifier.run(), name="notifier")] if self.notifier else []
-                feeds = [tg.create_task(r.run(), name=f"feed:{r.name}") for r in self.runners]
-                heartbeat = tg.create_task(self._heartbeat(), name="heartbeat")
-                await self._wait_for_stop(feeds, duration)
-                stages: list[tuple[list[Topic[Any]], list[asyncio.Task[None]]]] = [
-                    ([topics.bars(), topics.history(), topics.prices()], [*workers, store]),
-                    ([topics.signals(), topics.signal_health()], [consensus]),
-                    ([topics.consensus()], notifier),
-                ]
-                await self._shutdown(feeds, stages)
-                heartbeat.cancel()
+            async with contextlib.AsyncExitStack() as stack:
+                if self._live is not None:
+                    session = await stack.enter_async_context(
+                        aiohttp.ClientSession(headers={"User-Agent": f"pia/{__version__}"})
+                    )
+                    runners, services = self._live(session)
+                    self.runners = (*self.runners, *runners)
+                    self.services = (*self.services, *services)
+                await self._run_graph(duration)
         finally:
             if handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -162,6 +165,24 @@ class App:
         summary = self.summary()
         log.info("pia stopped", extra={"summary": summary.line()})
         return summary
+
+    async def _run_graph(self, duration: float | None) -> None:
+        async with asyncio.TaskGroup() as tg:
+            store = tg.create_task(self.store.run(), name="store")
+            workers = [tg.create_task(w.run(), name=w.name) for w in self.workers]
+            consensus = tg.create_task(self.consensus.run(), name="consensus")
+            notifier = [tg.create_task(self.notifier.run(), name="notifier")] if self.notifier else []
+            feeds = [tg.create_task(r.run(), name=f"feed:{r.name}") for r in self.runners]
+            services = [tg.create_task(s.run(), name=f"service:{s.name}") for s in self.services]
+            heartbeat = tg.create_task(self._heartbeat(), name="heartbeat")
+            await self._wait_for_stop(feeds, duration)
+            stages: list[tuple[list[Topic[Any]], list[asyncio.Task[None]]]] = [
+                ([topics.bars(), topics.history(), topics.prices()], [*workers, store]),
+                ([topics.signals(), topics.signal_health()], [consensus]),
+                ([topics.consensus()], notifier),
+            ]
+            await self._shutdown([*feeds, *services], stages)
+            heartbeat.cancel()
 
     async def _wait_for_stop(self, feeds: list[asyncio.Task[None]], duration: float | None) -> None:
         async def feeds_ended() -> None:
@@ -174,7 +195,7 @@ class App:
             self.request_stop("duration reached")
 
         async with asyncio.TaskGroup() as tg:
-            watchers = [tg.create_task(feeds_ended())]
+            watchers = [tg.create_task(feeds_ended())] if feeds else []
             if duration is not None:
                 watchers.append(tg.create_task(timer()))
             await self._stop.wait()
@@ -218,6 +239,7 @@ class App:
                     "uptime_s": round(self.clock.monotonic() - self._started_mono, 1),
                     "loop_lag_ms": round(lag_ms, 2),
                     "feeds": {r.name: r.statistics() for r in self.runners},
+                    "services": {s.name: s.statistics() for s in self.services},
                     "bus": self.bus.statistics(),
                     "store": self.store.statistics(),
                 },
@@ -257,8 +279,15 @@ def build(settings: Settings, *, clock: Clock | None = None, console: TextIO | N
     ]
     consensus = ConsensusActor(bus, clock, cfg.consensus, [t.label for t in timeframes])
     notifier = ConsoleNotifier(bus, cfg.notifier.console, console) if cfg.notifier.console.enabled else None
-    feed = make_feed(settings, clock)
-    runners = [FeedRunner(feed, bus, clock, [t.interval for t in timeframes])]
+    runners: list[FeedRunner] = []
+    live = None
+    if cfg.feed.kind is FeedKind.LIVE:
+
+        def live(session: aiohttp.ClientSession) -> tuple[list[FeedRunner], list[Service]]:
+            return build_live(settings, bus, clock, session)
+
+    else:
+        runners.append(FeedRunner(make_feed(settings, clock), bus, clock, [t.interval for t in timeframes]))
     return App(
         settings,
         clock=clock,
@@ -268,4 +297,5 @@ def build(settings: Settings, *, clock: Clock | None = None, console: TextIO | N
         workers=workers,
         consensus=consensus,
         notifier=notifier,
+        live=live,
     )

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -65,6 +66,24 @@ def _parser() -> argparse.ArgumentParser:
         help="stop cleanly after this much wall time (exit 0)",
     )
 
+    bf = sub.add_parser(
+        "backfill",
+        help="fetch history from the venues into the store (resumable, idempotent)",
+        description="Fetch closed candles from the live venues (Binance spot/futures, Alpaca) for the chosen "
+        "instruments, timeframes and dates into the store, with a progress bar. Each chunk is committed: an "
+        "interrupted run resumes where it stopped; running it twice stores nothing new.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _config_arg(bf)
+    bf.add_argument("--start", required=True, type=_date, metavar="YYYY-MM-DD", help="first day (UTC)")
+    bf.add_argument("--end", type=_date, metavar="YYYY-MM-DD", help="day after the last (UTC; default: now)")
+    bf.add_argument("--symbols", metavar="A,B", help="instruments (default: all configured)")
+    bf.add_argument(
+        "--tf", metavar="LABELS", help="timeframe labels, e.g. Now,12h (default: all configured timeframes)"
+    )
+    bf.add_argument("--quiet", action="store_true", help="no progress bar")
+
     config = sub.add_parser("config", help="configuration tools", description="Configuration tools.")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     check = config_sub.add_parser(
@@ -95,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args.config, args.duration)
+        if args.command == "backfill":
+            return _backfill(args)
         if args.command == "config" and args.config_command == "check":
             return _config_check(args.config)
         if args.command == "config":
@@ -107,6 +128,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreError as exc:
         sys.stderr.write(f"pia: store error: {exc}\n")
         return 1
+
+
+def _date(text: str) -> int:
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+    return int(day.timestamp()) * 1_000_000_000
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from pia.backfill import backfill
+    from pia.clock import LiveClock
+    from pia.config import load_config
+    from pia.logs import setup_logging
+
+    settings = load_config(args.config)
+    universe = settings.universe
+    known = {i.symbol for i in universe.instruments}
+    symbols = [s.strip() for s in args.symbols.split(",")] if args.symbols else sorted(known)
+    unknown = [s for s in symbols if s not in known]
+    labels = [t.strip() for t in args.tf.split(",")] if args.tf else [t.label for t in universe.timeframes]
+    bad = [lbl for lbl in labels if lbl not in {t.label for t in universe.timeframes}]
+    if unknown or bad:
+        sys.stderr.write(
+            "pia backfill: "
+            + "; ".join(
+                ([f"unknown instrument(s): {', '.join(unknown)}"] if unknown else [])
+                + ([f"unknown timeframe label(s): {', '.join(bad)}"] if bad else [])
+            )
+            + "\n"
+        )
+        return 2
+    clock = LiveClock()
+    end = args.end if args.end is not None else clock.now_ns()
+    if end <= args.start:
+        sys.stderr.write("pia backfill: --end must be after --start\n")
+        return 2
+    handle = setup_logging(level="INFO", console_level="WARNING", log_dir=settings.data_dir / "logs")
+    try:
+        report = asyncio.run(
+            backfill(
+                settings,
+                symbols=symbols,
+                intervals=[universe.timeframe(lbl).interval for lbl in labels],
+                start_ns=args.start,
+                end_ns=end,
+                clock=clock,
+                progress=not args.quiet,
+            )
+        )
+    except KeyboardInterrupt:
+        sys.stderr.write("pia backfill: interrupted; run it again to resume\n")
+        return 130
+    finally:
+        handle.close()
+    sys.stdout.write(report.line() + "\n")
+    return 0
 
 
 def _config_check(path: Path) -> int:

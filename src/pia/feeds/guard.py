@@ -1,7 +1,9 @@
 """The last gate before a bar enters the pipeline: bad or repeated bars are dropped and counted.
 
 Checks, in order (the first that fails names the reason): ``unknown_symbol``, ``misaligned``
-(open time not on the interval's boundary), ``bad_price`` (NaN, infinite, zero or negative),
+(open time not on the interval's UTC boundary; off for live venues, whose candles follow
+the venue's own anchors — Binance's listing-anchored 3d, NYSE session-anchored stock candles — and are
+validated by the venue source), ``bad_price`` (NaN, infinite, zero or negative),
 ``bad_range`` (high < low, or open/close outside [low, high]), ``bad_volume`` (NaN, infinite or
 negative), ``future`` (closes after now + tolerance; live feeds only), ``duplicate`` (same open time
 as the last accepted bar), ``out_of_order`` (older than the last accepted bar). Each reason is
@@ -29,6 +31,7 @@ class BarGuard:
         clock: Clock,
         *,
         check_future: bool,
+        check_alignment: bool = True,
         future_tolerance_s: float = 5.0,
         log_every: float = 60.0,
     ) -> None:
@@ -36,6 +39,7 @@ class BarGuard:
         self._symbols = symbols
         self._clock = clock
         self._check_future = check_future
+        self._check_alignment = check_alignment
         self._tolerance = int(future_tolerance_s * NS)
         self._log_every = log_every
         self._last: dict[tuple[str, str], int] = {}
@@ -64,7 +68,7 @@ class BarGuard:
         if bar.symbol not in self._symbols:
             return "unknown_symbol"
         interval = parse_interval(bar.interval)
-        if not interval.is_aligned(bar.open_time):
+        if self._check_alignment and not interval.is_aligned(bar.open_time):
             return "misaligned"
         o, h, lo, c = bar.open, bar.high, bar.low, bar.close
         if not all(math.isfinite(x) and x > 0 for x in (o, h, lo, c)):

@@ -27,13 +27,26 @@ log = logging.getLogger(__name__)
 
 class FeedRunner:
     def __init__(
-        self, feed: Feed, bus: Bus, clock: Clock, intervals: Sequence[str], *, check_future: bool = False
+        self,
+        feed: Feed,
+        bus: Bus,
+        clock: Clock,
+        intervals: Sequence[str],
+        *,
+        check_future: bool = False,
+        venue_anchored: bool = False,
     ) -> None:
         self.feed = feed
         self._bus = bus
         self._clock = clock
         self._intervals = sorted(set(intervals), key=lambda c: parse_interval(c).nominal_ns)
-        self._guard = BarGuard(feed.name, {i.symbol for i in feed.instruments}, clock, check_future=check_future)
+        self._guard = BarGuard(
+            feed.name,
+            {i.symbol for i in feed.instruments},
+            clock,
+            check_future=check_future,
+            check_alignment=not venue_anchored,
+        )
         self._symbols = {i.symbol for i in feed.instruments}
         self._aggregators: dict[str, BarAggregator] = {}
         if feed.base_interval is not None:
