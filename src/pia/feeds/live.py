@@ -93,15 +93,38 @@ class LiveFeed:
 
     # -------------------------------------------------------------------------------- history
     async def history(self, intervals: Sequence[str]) -> Sequence[History]:
+        """Each key's window of closed candles. A failing venue is retried with backoff (the venue's
+        outage must not stop the service; other feeds go on), until it answers or the task is cancelled."""
         out = []
-        now = self._clock.now_ns()
         for symbol in self._symbols:
             for iv in intervals:
-                bars = await self.source.fetch(symbol, iv, start_ns=None, end_ns=now, limit=self._history_bars)
+                bars = await self._fetch_history(symbol, iv)
                 if len(bars):
                     self._last[(symbol, iv)] = int(bars["open_time"][-1])
                 out.append(History(symbol, iv, bars))
+        self._backoff.reset()
         return out
+
+    async def _fetch_history(self, symbol: str, interval: str) -> BarArray:
+        while True:
+            try:
+                return await self.source.fetch(
+                    symbol, interval, start_ns=None, end_ns=self._clock.now_ns(), limit=self._history_bars
+                )
+            except (FeedError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = self._backoff.next()
+                log.warning(
+                    "history fetch failed; retrying",
+                    extra={
+                        "source": self.name,
+                        "symbol": symbol,
+                        "interval": interval,
+                        "error": self.last_error,
+                        "retry_in_s": round(delay, 2),
+                    },
+                )
+                await self._clock.sleep(delay)
 
     # -------------------------------------------------------------------------------- stream
     async def stream(self) -> AsyncIterator[Bar]:

@@ -147,3 +147,15 @@ async def test_rest_outage_leaves_the_gap_pending_and_retries_it() -> None:
         assert got[sym] == data[sym]["open_time"][50:200].tolist()
     assert feed.reconnects >= 3
     assert source.fetches.count(("AAA", int(data["AAA"]["open_time"][110]))) == 3  # failed twice, then filled
+
+
+async def test_history_retries_a_failing_venue_instead_of_stopping_the_service() -> None:
+    data = {"AAA": truth(120, 5), "BBB": truth(120, 6)}
+    source = ScriptedSource(data, history=100)
+    source.fail_fetch = 3
+    clock = SteppingClock(start_ns=T0 + 10_000 * MINUTE)
+    feed = LiveFeed(source, INST, ["1m"], clock, history_bars=50, backoff=Backoff(0.5, 2, 4))
+    history = await feed.history(["1m"])
+    assert [len(h.bars) for h in history] == [50, 50]
+    assert len(clock.slept) == 3 and 0.25 <= clock.slept[0] <= 0.5
+    assert "REST down" in feed.last_error
