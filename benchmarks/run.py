@@ -233,6 +233,77 @@ def bench_replay_pipeline() -> dict[str, Any]:
     }
 
 
+def bench_binance_ws() -> dict[str, Any]:
+    """Binance combined-stream kline frames: parsed and published as BarClosed per second, and the added
+    latency from frame received to BarClosed on the bus (p50/p99), beside the raw orjson.loads limit."""
+    import orjson
+
+    from pia.feeds.binance_wire import KlineParser, kline_event, stream_name
+
+    n = 50_000
+    arr = random_bars(n, 7, step=15 * MINUTE)
+    frames = []
+    for r in arr:
+        row = (
+            int(r["open_time"]),
+            float(r["open"]),
+            float(r["high"]),
+            float(r["low"]),
+            float(r["close"]),
+            float(r["volume"]),
+        )
+        ev = kline_event("BTCUSDT", "15m", row, closed=True, event_ms=int(r["open_time"]) // 1_000_000 + 900_000)
+        frames.append(orjson.dumps({"stream": stream_name("BTCUSDT", "15m"), "data": ev}))
+    raw = timeit_each(frames, orjson.loads)
+    inst = Instrument(
+        symbol="BTC-USD",
+        asset_class=AssetClass.CRYPTO,
+        venue=Venue.BINANCE_SPOT,
+        venue_symbol="BTCUSDT",
+        name="Bitcoin",
+    )
+
+    class _Feed:
+        name = "binance_spot"
+        base_interval = None
+        instruments = (inst,)
+
+    async def run() -> tuple[list[float], float]:
+        bus = Bus(n + 1)
+        sub = bus.subscribe(topics.bars(), "bench", maxsize=n + 1)
+        runner = FeedRunner(_Feed(), bus, LiveClock(), ["15m"], venue_anchored=True)  # type: ignore[arg-type]
+        parser = KlineParser({"BTCUSDT": "BTC-USD"}, ["15m"])
+        lat: list[float] = []
+        t0 = time.perf_counter()
+        for f in frames:
+            t = time.perf_counter_ns()
+            bar = parser.parse(f)
+            assert bar is not None
+            await runner.on_bar(bar)
+            lat.append((time.perf_counter_ns() - t) / 1000)
+        elapsed = time.perf_counter() - t0
+        assert sub.depth == n
+        return lat, elapsed
+
+    lat, elapsed = asyncio.run(run())
+    return {
+        "frames": n,
+        "parsed_and_published_per_s": n / elapsed,
+        "frame_to_bus_us": {"p50": pct(lat, 50), "p99": pct(lat, 99)},
+        "raw_orjson_loads_us": {"p50": pct(raw, 50), "p99": pct(raw, 99)},
+        "raw_orjson_loads_per_s": 1e6 / (sum(raw) / len(raw)),
+    }
+
+
+def timeit_each(items: list[bytes], fn: Callable[[bytes], object]) -> list[float]:
+    out = []
+    for item in items:
+        t = time.perf_counter_ns()
+        fn(item)
+        out.append((time.perf_counter_ns() - t) / 1000)
+    return out
+
+
 def bench_store() -> dict[str, Any]:
     """Store writer: rows/s for closed bars through the bus into SQLite (WAL, synchronous=NORMAL)."""
     import tempfile
@@ -272,6 +343,7 @@ def main() -> int:
         ("bus", bench_bus),
         ("aggregate", bench_aggregate),
         ("replay_pipeline", bench_replay_pipeline),
+        ("binance_ws", bench_binance_ws),
         ("store", bench_store),
     ]:
         sys.stderr.write(f"bench: {name} ...\n")
@@ -294,6 +366,12 @@ def main() -> int:
     print(
         f"replay pipeline {s['replay_pipeline']['one_minute_bars_per_s']:,.0f} one-minute bars/s "
         f"(target {s['replay_pipeline']['target_per_s']:,})"
+    )
+    ws = s["binance_ws"]
+    print(
+        f"binance ws {ws['parsed_and_published_per_s']:,.0f} klines/s parsed+published; frame->bus p50 "
+        f"{ws['frame_to_bus_us']['p50']:.1f} us p99 {ws['frame_to_bus_us']['p99']:.1f} us "
+        f"(raw orjson.loads p50 {ws['raw_orjson_loads_us']['p50']:.2f} us)"
     )
     print(f"store {s['store']['rows_per_s']:,.0f} rows/s")
     print(f"report: {REPORT}")
