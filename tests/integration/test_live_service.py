@@ -138,3 +138,67 @@ enabled = false
     assert len([r for r in caplog.records if "Alpaca keys not set" in r.getMessage()]) == 1
     assert spot["feed"]["connected"] is True
     assert spot["feed"]["source"]["http"]["breaker"]["state"] == "closed"
+
+
+async def test_live_service_streams_stocks_from_the_fake_alpaca(
+    make_config: Callable[[str], Path], tmp_path: Path, shared_data: Path
+) -> None:
+    from pia.testing.harness_alpaca import KEY_ID, SECRET_KEY, AlpacaHarness
+    from pia.testing.harness_alpaca import VirtualClock as AlpacaClock
+
+    harness = AlpacaHarness(("AAPL", "NVDA"), close_grace_s=0.3)
+    async with harness.running() as h:
+        fake = h.fake
+        path = make_config(
+            f"""symbols = ["NVDA", "AAPL"]
+[feed]
+kind = "live"
+[feed.live.binance]
+enabled = false
+[feed.live.fear_greed]
+enabled = false
+[feed.live.fx]
+enabled = false
+[feed.live.reconnect]
+initial_seconds = 0.05
+max_seconds = 0.5
+[feed.live.alpaca]
+rest_url = "{fake.url}"
+ws_url = "{fake.ws_url}"
+[notifier.console]
+enabled = false
+"""
+        )
+        settings = load_config(path, env={"PIA_ALPACA_KEY_ID": KEY_ID, "PIA_ALPACA_SECRET_KEY": SECRET_KEY})
+        app = build(settings, clock=AlpacaClock(fake.market, LiveClock()))
+        run = asyncio.create_task(app.run())
+        try:
+            await h.advance(120)  # two hours of the session
+            db = tmp_path / "data" / "pia.sqlite3"
+            last = {s: int(h.expected(s, "15m")["open_time"][-1]) for s in h.symbols}
+
+            def caught_up() -> bool:
+                try:
+                    return all(len(b := stored(db, s, "15m")) and int(b["open_time"][-1]) == last[s] for s in last)
+                except sqlite3.Error:
+                    return False
+
+            for _ in range(200):
+                if caught_up():
+                    break
+                await asyncio.sleep(0.05)
+            assert caught_up(), "the service never stored the last streamed stock candle"
+        finally:
+            app.request_stop("test over")
+            summary = await asyncio.wait_for(run, 10)
+        truths = {(s, iv): h.expected(s, iv) for s in h.symbols for iv in ("15m", "1h", "1d")}
+    assert summary.rejected_bars == 0
+    assert summary.bars["15m"] >= 2 * 7
+    for symbol in ("AAPL", "NVDA"):
+        for iv in ("15m", "1h", "1d"):
+            truth = truths[(symbol, iv)]
+            got = stored(db, symbol, iv)
+            truth = truth[truth["open_time"] >= got["open_time"][0]]
+            assert got["open_time"].tolist() == truth["open_time"].tolist(), (symbol, iv)
+            for f in ("open", "high", "low", "close"):
+                np.testing.assert_array_equal(got[f], truth[f], err_msg=f"{symbol} {iv} {f}")
