@@ -120,7 +120,7 @@ class BinanceKlines:
         self._clock = clock
         self._reconnect = reconnect
         # HttpClient does not expose its session; the websocket shares it (one session per service).
-        self._session: aiohttp.ClientSession = session if session is not None else http._session
+        self._session: aiohttp.ClientSession = session if session is not None else http.session
         self._max_frame_bytes = max_frame_bytes
         self._future_ms = int(future_tolerance_s * 1000)
         self._to_venue = {i.symbol: i.venue_symbol for i in instruments}

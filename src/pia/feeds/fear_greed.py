@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -37,7 +36,7 @@ from pia.config import FearGreedConfig, HttpConfig
 from pia.errors import BadData, FeedError
 from pia.events import FearGreedUpdated
 from pia.feeds.breaker import CircuitBreaker
-from pia.feeds.http import CircuitOpen, HttpClient, HttpStatusError, Source, SourceBanned, _seconds
+from pia.feeds.http import CircuitOpen, HttpClient, HttpStatusError, Source, SourceBanned
 from pia.intervals import DAY, HOUR, MINUTE, NS
 
 log = logging.getLogger(__name__)
@@ -212,73 +211,9 @@ def make_source(name: str, clock: Clock, http_config: HttpConfig) -> Source:
     return Source(name, breaker)
 
 
-class _RetryText(FeedError):
-    def __init__(self, message: str, wait: float | None = None) -> None:
-        super().__init__(message)
-        self.wait = wait
-
-
 async def get_text(http: HttpClient, source: Source, url: str, params: Mapping[str, str | int] | None = None) -> str:
-    """GET ``url`` and return its body as text (UTF-8), on ``http``'s session and under its rules.
-
-    The same rules as :meth:`HttpClient.get_json`: timeouts, connection errors, 5xx, undecodable
-    bodies and 429 (after ``Retry-After``) are retried with the client's backoff on its clock; other
-    4xx raise :class:`HttpStatusError`, 418 opens the circuit (:class:`SourceBanned`), an open circuit
-    fails fast (:class:`CircuitOpen`); exhausted retries count one breaker failure and raise FeedError.
-    (Until ``HttpClient`` offers ``get_text`` itself, this reads the client's settings.)
-    """
-    retries = http._retries
-    for attempt in range(1, retries + 2):
-        try:
-            return await _text_once(http, source, url, params)
-        except _RetryText as exc:
-            if attempt > retries:
-                source.breaker.failure()
-                raise FeedError(f"{source.name}: {exc} (after {retries} retries)") from exc
-            if exc.wait is not None:
-                delay = min(exc.wait, http._max_retry_after)
-            else:
-                delay = http._backoff * 2.0 ** (attempt - 1) * (0.5 + 0.5 * random.random())
-            source.retries += 1
-            log.info("retrying request", extra={"source": source.name, "attempt": attempt, "error": str(exc)})
-            await http._clock.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _text_once(http: HttpClient, source: Source, url: str, params: Mapping[str, str | int] | None) -> str:
-    if not source.breaker.allow():
-        raise CircuitOpen(source.name, source.breaker.retry_in())
-    source.requests += 1
-    try:
-        async with http._session.get(url, params=params, timeout=http._timeout) as resp:
-            HttpClient._record_limits(source, resp.headers)
-            body = await resp.read()
-            status = resp.status
-            retry_after_raw = resp.headers.get("Retry-After")
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        source.count(type(exc).__name__)
-        raise _RetryText(f"{type(exc).__name__}: {exc}") from exc
-    if status == 200:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            source.count("bad_text")
-            raise _RetryText(f"body is not UTF-8 ({len(body)} bytes)") from exc
-        source.breaker.success()
-        return text
-    retry_after = _seconds(retry_after_raw)
-    snippet = body.decode("utf-8", "replace")
-    source.count(str(status))
-    if status == 429:
-        log.warning("rate limited", extra={"source": source.name, "retry_after_s": retry_after})
-        raise _RetryText(f"HTTP 429: {snippet[:200]}", wait=retry_after)
-    if status == 418:
-        ban = retry_after if retry_after is not None else 120.0
-        source.breaker.open_until(ban, "banned (HTTP 418)")
-        raise SourceBanned(f"{source.name}: HTTP 418, banned for {ban:.0f} s: {snippet[:200]}")
-    if status >= 500:
-        raise _RetryText(f"HTTP {status}: {snippet[:200]}")
-    raise HttpStatusError(source.name, status, snippet)
+    """GET ``url`` as UTF-8 text under the client's rules (see :meth:`HttpClient.get_text`)."""
+    return await http.get_text(source, url, params)
 
 
 # ------------------------------------------------------------------------------------------ the feed

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,11 @@ class HttpClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._max_retry_after = max_retry_after
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The service's one session (websocket clients connect through it too)."""
+        return self._session
+
     async def get_json(
         self,
         source: Source,
@@ -110,6 +115,27 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """GET ``url`` and decode its JSON body, under the rules in the module doc."""
+        return await self._get(source, url, params, headers, _decode_json)
+
+    async def get_text(
+        self,
+        source: Source,
+        url: str,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """GET ``url`` and return its UTF-8 body (e.g. a CSV), under the same rules."""
+        text: str = await self._get(source, url, params, headers, _decode_text)
+        return text
+
+    async def _get(
+        self,
+        source: Source,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str] | None,
+        decode: Callable[[Source, bytes], Any],
+    ) -> Any:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._retries + 1),
             wait=self._wait,
@@ -121,7 +147,7 @@ class HttpClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._once(source, url, params, headers)
+                    return await self._once(source, url, params, headers, decode)
         except _Retryable as exc:
             source.breaker.failure()
             raise FeedError(f"{source.name}: {exc} (after {self._retries} retries)") from exc
@@ -140,7 +166,12 @@ class HttpClient:
         log.info("retrying request", extra={"source": source.name, "attempt": state.attempt_number, "error": str(exc)})
 
     async def _once(
-        self, source: Source, url: str, params: Mapping[str, str | int] | None, headers: Mapping[str, str] | None
+        self,
+        source: Source,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str] | None,
+        decode: Callable[[Source, bytes], Any],
     ) -> Any:
         if not source.breaker.allow():
             raise CircuitOpen(source.name, source.breaker.retry_in())
@@ -155,11 +186,7 @@ class HttpClient:
             source.count(type(exc).__name__)
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
         if status == 200:
-            try:
-                data = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                source.count("bad_json")
-                raise _Retryable(f"truncated or invalid JSON body ({len(body)} bytes)") from exc
+            data = decode(source, body)
             source.breaker.success()
             return data
         text = body.decode("utf-8", "replace")
@@ -186,6 +213,22 @@ class HttpClient:
         remaining = headers.get("X-Ratelimit-Remaining")
         if remaining is not None and remaining.isdigit():
             source.ratelimit_remaining = int(remaining)
+
+
+def _decode_json(source: Source, body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        source.count("bad_json")
+        raise _Retryable(f"truncated or invalid JSON body ({len(body)} bytes)") from exc
+
+
+def _decode_text(source: Source, body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        source.count("bad_text")
+        raise _Retryable(f"body is not UTF-8 ({len(body)} bytes)") from exc
 
 
 def _seconds(value: str | None) -> float | None:

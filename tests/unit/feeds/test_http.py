@@ -151,3 +151,14 @@ async def test_breaker_half_open_allows_one_probe() -> None:
     assert breaker.allow()
     breaker.success()
     assert breaker.state is BreakerState.CLOSED and breaker.allow()
+
+
+async def test_get_text_retries_undecodable_bodies(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {}, b"\xff\xfe bad"), (200, {}, b"DATE,CLOSE\n01/02/2026,17.5\n")]
+    clock = SteppingClock()
+    source, _ = make(clock)
+    async with aiohttp.ClientSession() as session:
+        assert await HttpClient(session, clock).get_text(source, url) == "DATE,CLOSE\n01/02/2026,17.5\n"
+    assert source.errors == {"bad_text": 1}
+    assert len(clock.slept) == 1
