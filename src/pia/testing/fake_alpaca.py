@@ -39,6 +39,7 @@ from pia.errors import BadData
 from pia.feeds.alpaca_wire import format_time, parse_time
 from pia.intervals import DAY, MINUTE, NS
 from pia.testing.harness_alpaca import AlpacaHarness, AlpacaMarket, bar_json, int_param, resample, timeframe_ns
+from pia.testing.waiting import wait_until
 
 __all__ = ["AlpacaHarness", "AlpacaMarket", "FakeAlpaca", "RestCall"]
 
@@ -222,17 +223,11 @@ class FakeAlpaca:
     async def wait_for_connection(self, within: float = 5.0) -> bool:
         """Until an authenticated, subscribed stream connection (not stalled) is open; False on timeout."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not any(c.subs["bars"] and c.stalled_until <= loop.time() for c in self._live()):
-            self._changed.clear()
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(left, 0.05))
-            except TimeoutError:
-                pass
-        return True
+        return await wait_until(
+            self._changed,
+            lambda: any(c.subs["bars"] and c.stalled_until <= loop.time() for c in self._live()),
+            within,
+        )
 
     def _live(self) -> list[_Conn]:
         return [c for c in self._conns if not c.dead]

@@ -38,6 +38,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pia.feeds.binance_wire import MAX_STREAMS, MS, Market, kline_event
 from pia.intervals import MINUTE, parse_interval
 from pia.testing.harness_binance import ApiError, BinanceHarness, BinanceMarket, parse_stream
+from pia.testing.waiting import wait_until
 
 __all__ = ["BinanceHarness", "BinanceMarket", "FakeBinance", "RestCall"]
 
@@ -225,18 +226,11 @@ class FakeBinance:
 
     async def wait_for_connection(self, market: Market | None = None, within: float = 5.0) -> bool:
         """Until a stream connection (not stalled) is open; False on timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not any(not _stalled(c) for c in self._live_conns() if market is None or c.market == market):
-            self._changed.clear()
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(left, 0.05))
-            except TimeoutError:
-                pass
-        return True
+        return await wait_until(
+            self._changed,
+            lambda: any(not _stalled(c) for c in self._live_conns() if market is None or c.market == market),
+            within,
+        )
 
     def _live_conns(self) -> list[_Conn]:
         return [c for c in self._conns if not c.dead]
