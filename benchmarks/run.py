@@ -30,6 +30,7 @@ from pia.feeds.base import BarArray, array_to_bars
 from pia.feeds.runner import FeedRunner
 from pia.instruments import AssetClass, Instrument, Timeframe, Venue
 from pia.intervals import MINUTE
+from pia.signals.base import Context
 from pia.signals.consensus import ConsensusActor
 from pia.signals.registry import REGISTRY
 from pia.signals.window import BarWindow
@@ -81,7 +82,8 @@ def bench_signals_live() -> dict[str, Any]:
         t = time.perf_counter_ns()
         win.append(b)
         view = win.view()
-        votes = [(s.name, int((o := s.compute(view)).action[-1]), float(o.confidence[-1])) for s in signals]
+        ctx = Context(view)
+        votes = [(s.name, int((o := s.compute(ctx)).action[-1]), float(o.confidence[-1])) for s in signals]
         ours.append((time.perf_counter_ns() - t) / 1000)
         c = view.close
         t = time.perf_counter_ns()

@@ -1,23 +1,35 @@
 """What a signal is: a pure, vectorised function over OHLCV arrays, declared with its warm-up.
 
-A signal takes the whole history (or a live window) and returns, for every bar, an action
-(+1 BUY, -1 SELL, 0 HOLD = abstain) and a confidence in [0, 1]. No I/O, clock, bus or logging.
-Live evaluation runs the same function on the window and reads the last element, so live and
-vectorised results are the same by construction once the window covers the warm-up.
+A signal takes a :class:`Context` (the bars of the whole history or of a live window, the external
+inputs aligned to those bars, and a memo of shared indicators) and returns, for every bar, an
+action (+1 BUY, -1 SELL, 0 HOLD = abstain) and a confidence in [0, 1]. No I/O, clock, bus or
+logging. Live evaluation runs the same function on the window and reads the last element, so live
+and vectorised results agree once the window covers the warm-up and the indicators' convergence.
+
+Signal code must be causal: the value at bar ``t`` may use bars ``0..t`` only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
+import talib
 from pydantic import BaseModel, ConfigDict
 
 F64 = npt.NDArray[np.float64]
 I8 = npt.NDArray[np.int8]
+Bool = npt.NDArray[np.bool_]
+T = TypeVar("T")
+
+ALL_CLASSES = frozenset({"crypto", "metals", "stocks"})
+SETTLE_BARS = 400
+"""Bars an exponential indicator needs to forget its seed: EMA/Wilder smoothing with period <= 30
+decays the seed below 1e-11 of its weight within ~400 bars, so a live window of warm-up + 400 bars
+reproduces the full-history values (checked by the live == vectorised property tests)."""
 
 
 class Ohlcv(NamedTuple):
@@ -31,6 +43,97 @@ class Ohlcv(NamedTuple):
     volume: F64
 
 
+class Inputs(NamedTuple):
+    """External inputs, one value per bar (as of that bar's close), NaN where unknown.
+
+    ``None`` means the input has no source at all (its feed or model is not wired): signals that
+    depend on it abstain on every bar. The contracts:
+
+    - ``fear_greed``: the asset class's Fear & Greed index, 0 (extreme fear) .. 100 (extreme greed).
+    - ``funding_rate``: the perpetual's last funding rate per funding interval (0.0001 = 0.01 %).
+    - ``sentiment``: news sentiment as a signed confidence: +p positive, -p negative (p in [0, 1], the
+      averaged class probability of the winning label), 0 neutral.
+    - ``ml``: the ML classifier's prediction as a signed class probability (+p BUY, -p SELL, 0 HOLD).
+    - ``llm``: the LLM voter's parsed decision as a signed confidence (+c BUY, -c SELL, 0 HOLD).
+    - ``dxy_change_pct``: the US dollar index's 5-day change, percent.
+    - ``us10y_change_pct``: the 10-year Treasury yield's 5-day change, percent of the yield.
+    - ``spread_2s10s``: the 10-year minus the 2-year Treasury yield, percentage points.
+    """
+
+    fear_greed: F64 | None = None
+    funding_rate: F64 | None = None
+    sentiment: F64 | None = None
+    ml: F64 | None = None
+    llm: F64 | None = None
+    dxy_change_pct: F64 | None = None
+    us10y_change_pct: F64 | None = None
+    spread_2s10s: F64 | None = None
+
+
+INPUT_NAMES: tuple[str, ...] = Inputs._fields
+NO_INPUTS = Inputs()
+
+
+class Context:
+    """One evaluation: the bars, the aligned inputs, and a memo of indicators shared between signals.
+
+    Signals ask the context for common indicators (``c.rsi(14)``, ``c.sma(200)`` ...) so that each is
+    computed once per evaluation however many signals use it; anything else goes through
+    :meth:`cached` with a key naming the indicator and its parameters.
+    """
+
+    __slots__ = ("_memo", "close", "high", "inputs", "low", "n", "o", "open", "time", "volume")
+
+    def __init__(self, o: Ohlcv, inputs: Inputs = NO_INPUTS) -> None:
+        self.o = o
+        self.inputs = inputs
+        self.n = len(o.close)
+        self.time = o.open_time
+        self.open, self.high, self.low, self.close, self.volume = o.open, o.high, o.low, o.close, o.volume
+        self._memo: dict[Hashable, Any] = {}
+
+    def cached(self, key: Hashable, fn: Callable[[], T]) -> T:
+        memo = self._memo
+        if key in memo:
+            return cast(T, memo[key])
+        value = memo[key] = fn()
+        return value
+
+    # --- shared indicators (TA-Lib definitions) ---------------------------------------------
+    def rsi(self, period: int = 14) -> F64:
+        return self.cached(("rsi", period), lambda: talib.RSI(self.close, timeperiod=period))
+
+    def sma(self, period: int) -> F64:
+        return self.cached(("sma", period), lambda: talib.SMA(self.close, timeperiod=period))
+
+    def ema(self, period: int) -> F64:
+        return self.cached(("ema", period), lambda: talib.EMA(self.close, timeperiod=period))
+
+    def atr(self, period: int = 14) -> F64:
+        return self.cached(("atr", period), lambda: talib.ATR(self.high, self.low, self.close, timeperiod=period))
+
+    def macd(self, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[F64, F64, F64]:
+        """(macd, signal, histogram)."""
+        return self.cached(
+            ("macd", fast, slow, signal),
+            lambda: talib.MACD(self.close, fastperiod=fast, slowperiod=slow, signalperiod=signal),
+        )
+
+    def bbands(self, period: int = 20, dev: float = 2.0) -> tuple[F64, F64, F64]:
+        """(upper, middle, lower) Bollinger bands: SMA(period) ± dev population standard deviations."""
+        return self.cached(
+            ("bbands", period, dev),
+            lambda: talib.BBANDS(self.close, timeperiod=period, nbdevup=dev, nbdevdn=dev, matype=talib.MA_Type.SMA),
+        )
+
+    def prev(self, a: F64, k: int = 1) -> F64:
+        """``a`` shifted ``k`` bars later (NaN for the first ``k``): the previous bar's value at each bar."""
+        out = np.empty_like(a, dtype=np.float64)
+        out[:k] = np.nan
+        out[k:] = a[: len(a) - k] if k else a
+        return out
+
+
 class SignalOutput(NamedTuple):
     action: I8  # +1 BUY, -1 SELL, 0 HOLD, one per bar
     confidence: F64  # 0..1, 0 where HOLD
@@ -42,12 +145,17 @@ class Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-Compute = Callable[[Ohlcv, Any], SignalOutput]
+Compute = Callable[[Context, Any], SignalOutput]
 
 
 @dataclass(frozen=True, slots=True)
 class SignalSpec:
-    """A signal's declaration in the registry."""
+    """A signal's declaration in the registry.
+
+    ``warmup`` is the bars needed before the first vote can be cast; ``window`` (default: warm-up
+    plus :data:`SETTLE_BARS`) is the live window that reproduces full-history votes. ``inputs`` names
+    the :class:`Inputs` fields the signal reads (besides the bars); ``asset_classes`` where it applies.
+    """
 
     name: str
     family: str
@@ -55,17 +163,33 @@ class SignalSpec:
     compute: Compute
     warmup: Callable[[Any], int]  # bars needed before the first vote, given the params
     summary: str  # one line: what it measures and how it votes
+    inputs: tuple[str, ...] = ()
+    asset_classes: frozenset[str] = field(default=ALL_CLASSES)
+    window: Callable[[Any], int] | None = None
+
+    def __post_init__(self) -> None:
+        bad = [i for i in self.inputs if i not in INPUT_NAMES]
+        if bad:
+            raise ValueError(f"signal {self.name!r}: unknown input(s) {bad} (known: {INPUT_NAMES})")
 
     def default_params(self) -> Params:
         return self.params_model()
+
+    @property
+    def core(self) -> bool:
+        return self.family == "core"
 
 
 def hold(n: int) -> SignalOutput:
     return SignalOutput(np.zeros(n, dtype=np.int8), np.zeros(n, dtype=np.float64))
 
 
-def from_masks(buy: npt.NDArray[np.bool_], sell: npt.NDArray[np.bool_], conf: F64) -> SignalOutput:
-    """Actions from boolean masks (NaN comparisons are False, so warm-up bars HOLD)."""
+def from_masks(buy: Bool, sell: Bool, conf: F64 | float) -> SignalOutput:
+    """Actions from boolean masks (NaN comparisons are False, so warm-up bars HOLD).
+
+    A bar that is both BUY and SELL holds. Confidence is clipped to [0, 1] and zero where HOLD.
+    """
     action = buy.astype(np.int8) - sell.astype(np.int8)
-    confidence = np.where(action != 0, np.clip(np.nan_to_num(conf), 0.0, 1.0), 0.0)
+    c = np.broadcast_to(np.asarray(conf, dtype=np.float64), action.shape)
+    confidence = np.where(action != 0, np.clip(np.nan_to_num(c), 0.0, 1.0), 0.0)
     return SignalOutput(action, confidence)

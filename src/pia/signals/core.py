@@ -8,7 +8,7 @@ import numpy as np
 import talib
 from pydantic import Field, model_validator
 
-from pia.signals.base import Ohlcv, Params, SignalOutput, SignalSpec, from_masks
+from pia.signals.base import Context, Params, SignalOutput, SignalSpec, from_masks
 
 
 class RsiParams(Params):
@@ -23,15 +23,15 @@ class RsiParams(Params):
         return self
 
 
-def rsi(o: Ohlcv, p: RsiParams) -> SignalOutput:
+def rsi(c: Context, p: RsiParams) -> SignalOutput:
     """Wilder RSI with fixed bounds: BUY below ``lower``, SELL above ``upper`` (contrarian).
 
     Confidence grows from 0.5 at the bound to 1.0 at the extreme (0 or 100). A series with no
     change at all has no RSI (TA-Lib reports 0 there, which would read as "oversold"): it abstains.
     """
-    r = talib.RSI(o.close, timeperiod=p.period)
+    r = c.rsi(p.period)
     span = p.period + 1
-    flat = (talib.MAX(o.close, span) - talib.MIN(o.close, span) == 0) & (r == 0)
+    flat = (r == 0) & (talib.MAX(c.close, span) - talib.MIN(c.close, span) == 0)
     r = np.where(flat, np.nan, r)
     buy = r < p.lower
     sell = r > p.upper
@@ -51,16 +51,16 @@ class MacdParams(Params):
         return self
 
 
-def macd(o: Ohlcv, p: MacdParams) -> SignalOutput:
+def macd(c: Context, p: MacdParams) -> SignalOutput:
     """MACD histogram crossing: BUY on the bar it crosses from <= 0 to > 0, SELL on the mirror crossing.
 
     A crossing is a binary event: confidence 1.0.
     """
-    _, _, hist = talib.MACD(o.close, fastperiod=p.fast, slowperiod=p.slow, signalperiod=p.signal)
-    prev = np.r_[np.nan, hist[:-1]]
+    hist = c.macd(p.fast, p.slow, p.signal)[2]
+    prev = c.prev(hist)
     buy = (prev <= 0) & (hist > 0)
     sell = (prev >= 0) & (hist < 0)
-    return from_masks(buy, sell, np.ones_like(hist))
+    return from_masks(buy, sell, 1.0)
 
 
 class EmaParams(Params):
@@ -75,13 +75,13 @@ class EmaParams(Params):
         return self
 
 
-def ema(o: Ohlcv, p: EmaParams) -> SignalOutput:
+def ema(c: Context, p: EmaParams) -> SignalOutput:
     """EMA fast/slow gap: when |EMA9 - EMA21| >= 0.5 % of EMA21, BUY if EMA9 is above, else SELL.
 
     Confidence is 0.5 at the minimum gap, rising linearly to 1.0 at twice it.
     """
-    fast = talib.EMA(o.close, timeperiod=p.fast)
-    slow = talib.EMA(o.close, timeperiod=p.slow)
+    fast = c.ema(p.fast)
+    slow = c.ema(p.slow)
     gap_pct = (fast - slow) / slow * 100.0
     wide = np.abs(gap_pct) >= p.min_gap_pct
     conf = 0.5 * np.abs(gap_pct) / p.min_gap_pct if p.min_gap_pct > 0 else np.ones_like(gap_pct)

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from pia.config import SignalsConfig
 from pia.signals import core
-from pia.signals.base import Ohlcv, Params, SignalOutput, SignalSpec
+from pia.signals.base import SETTLE_BARS, Context, Params, SignalOutput, SignalSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +31,15 @@ class ResolvedSignal:
     def warmup(self) -> int:
         return self.spec.warmup(self.params)
 
-    def compute(self, o: Ohlcv) -> SignalOutput:
-        return self.spec.compute(o, self.params)
+    @property
+    def window(self) -> int:
+        """Bars a live window needs so that its last vote equals the full-history vote."""
+        if self.spec.window is not None:
+            return self.spec.window(self.params)
+        return self.warmup + SETTLE_BARS
+
+    def compute(self, c: Context) -> SignalOutput:
+        return self.spec.compute(c, self.params)
 
 
 class Registry:

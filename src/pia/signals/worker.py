@@ -22,6 +22,7 @@ from pia.clock import Clock
 from pia.events import Action, Bar, BarClosed, HistoryLoaded, SignalDisabled, SignalsComputed, Vote
 from pia.instruments import Timeframe
 from pia.intervals import parse_interval
+from pia.signals.base import Context
 from pia.signals.registry import ResolvedSignal
 from pia.signals.window import BarWindow
 
@@ -113,7 +114,7 @@ class SignalWorker:
     async def _evaluate(self, symbol: str, tf: Timeframe, win: BarWindow, ts_event: int, close: float) -> None:
         if len(win) < self._min_bars:
             return
-        view = win.view()
+        ctx = Context(win.view())
         votes = []
         for sig in self._signals:
             key = (sig.name, symbol, tf.label)
@@ -123,7 +124,7 @@ class SignalWorker:
             if health.disabled:
                 continue
             try:
-                out = sig.compute(view)
+                out = sig.compute(ctx)
                 action = int(out.action[-1])
                 confidence = float(out.confidence[-1])
             except Exception as exc:  # the plugin boundary: signal code only

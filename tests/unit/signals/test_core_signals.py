@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pia.config import SignalsConfig
 from pia.events import Bar
-from pia.signals.base import Ohlcv
+from pia.signals.base import Context, Ohlcv
 from pia.signals.core import EmaParams, MacdParams, RsiParams, ema, macd, rsi
 from pia.signals.registry import REGISTRY
 from pia.signals.window import BarWindow
@@ -30,7 +30,7 @@ def test_rsi_votes_follow_talib_and_fixed_bounds() -> None:
     rng = np.random.default_rng(1)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 600)))
     o = series(close)
-    out = rsi(o, RsiParams())
+    out = rsi(Context(o), RsiParams())
     r = talib.RSI(close, 14)
     np.testing.assert_array_equal(out.action == 1, r < 30)
     np.testing.assert_array_equal(out.action == -1, r > 70)
@@ -43,7 +43,7 @@ def test_rsi_votes_follow_talib_and_fixed_bounds() -> None:
 def test_macd_votes_on_histogram_crossings_only() -> None:
     rng = np.random.default_rng(2)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 600)))
-    out = macd(series(close), MacdParams())
+    out = macd(Context(series(close)), MacdParams())
     _, _, hist = talib.MACD(close, 12, 26, 9)
     ups = [i for i in range(1, 600) if hist[i - 1] <= 0 < hist[i]]
     downs = [i for i in range(1, 600) if hist[i - 1] >= 0 > hist[i]]
@@ -56,7 +56,7 @@ def test_macd_votes_on_histogram_crossings_only() -> None:
 def test_ema_votes_only_beyond_the_gap() -> None:
     # a steady climb then a steady fall: EMA9 leads EMA21 up, then down
     close = np.r_[np.linspace(100, 130, 150), np.linspace(130, 100, 150)]
-    out = ema(series(close), EmaParams())
+    out = ema(Context(series(close)), EmaParams())
     fast, slow = talib.EMA(close, 9), talib.EMA(close, 21)
     gap = (fast - slow) / slow * 100
     np.testing.assert_array_equal(out.action == 1, gap >= 0.5)
@@ -68,7 +68,7 @@ def test_ema_votes_only_beyond_the_gap() -> None:
 def test_flat_prices_never_vote() -> None:
     o = series(np.full(300, 50.0))
     for sig in REGISTRY.resolve(SignalsConfig()):
-        out = sig.compute(o)
+        out = sig.compute(Context(o))
         assert (out.action == 0).all(), sig.name
 
 
@@ -87,7 +87,7 @@ def window_matches_history(close: np.ndarray, capacity: int) -> None:
     """Feed bars one at a time into a window; the last vote equals the full-history vote at that bar."""
     signals = REGISTRY.resolve(SignalsConfig())
     full = series(close)
-    want = {s.name: s.compute(full) for s in signals}
+    want = {s.name: s.compute(Context(full)) for s in signals}
     win = BarWindow(capacity)
     warm = 400  # the window length that makes TA-Lib's recursive indicators converge to full history
     for i, px in enumerate(close):
@@ -105,9 +105,9 @@ def window_matches_history(close: np.ndarray, capacity: int) -> None:
         )
         if i < warm:
             continue
-        view = win.view()
+        ctx = Context(win.view())
         for s in signals:
-            got = s.compute(view)
+            got = s.compute(ctx)
             assert got.action[-1] == want[s.name].action[i], (s.name, i)
             assert got.confidence[-1] == pytest.approx(want[s.name].confidence[i], abs=1e-6), (s.name, i)
 

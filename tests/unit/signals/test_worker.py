@@ -9,7 +9,7 @@ from pia.config import SignalsConfig
 from pia.events import BAR_DTYPE, Action, Bar, BarClosed, HistoryLoaded
 from pia.instruments import Timeframe
 from pia.intervals import MINUTE
-from pia.signals.base import Ohlcv, Params, SignalOutput, SignalSpec
+from pia.signals.base import Context, Params, SignalOutput, SignalSpec
 from pia.signals.registry import REGISTRY, ResolvedSignal
 from pia.signals.worker import SignalWorker
 
@@ -21,7 +21,7 @@ class Boom(Params):
     pass
 
 
-def exploding(o: Ohlcv, p: Params) -> SignalOutput:
+def exploding(c: Context, p: Params) -> SignalOutput:
     raise ZeroDivisionError("bad maths")
 
 
