@@ -24,6 +24,7 @@ F64 = npt.NDArray[np.float64]
 I8 = npt.NDArray[np.int8]
 Bool = npt.NDArray[np.bool_]
 T = TypeVar("T")
+_SMA: Any = talib.MA_Type.SMA  # type: ignore[attr-defined]
 
 ALL_CLASSES = frozenset({"crypto", "metals", "stocks"})
 SETTLE_BARS = 400
@@ -123,7 +124,7 @@ class Context:
         """(upper, middle, lower) Bollinger bands: SMA(period) ± dev population standard deviations."""
         return self.cached(
             ("bbands", period, dev),
-            lambda: talib.BBANDS(self.close, timeperiod=period, nbdevup=dev, nbdevdn=dev, matype=talib.MA_Type.SMA),
+            lambda: talib.BBANDS(self.close, timeperiod=period, nbdevup=dev, nbdevdn=dev, matype=_SMA),
         )
 
     def prev(self, a: F64, k: int = 1) -> F64:

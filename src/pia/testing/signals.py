@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pia.events import Bar
-from pia.signals.base import F64, Context, Inputs, Ohlcv, SignalOutput
+from pia.signals.base import F64, NO_INPUTS, Context, Inputs, Ohlcv, SignalOutput
 from pia.signals.registry import ResolvedSignal
 from pia.signals.window import BarWindow
 
@@ -73,7 +73,7 @@ def aggregate_ohlcv(o: Ohlcv, k: int) -> Ohlcv:
     m = len(o.close) // k * k
 
     def g(a: F64) -> F64:
-        return np.ascontiguousarray(a[:m].reshape(-1, k))  # type: ignore[no-any-return]
+        return np.ascontiguousarray(a[:m].reshape(-1, k))
 
     return Ohlcv(
         np.ascontiguousarray(o.open_time[:m:k]),
@@ -100,7 +100,8 @@ def random_ohlcv(seed: int, n: int, vol: float = 0.01, step_ns: int = 900_000_00
 
 
 def tail(o: Ohlcv, n: int) -> Ohlcv:
-    return Ohlcv(*(np.ascontiguousarray(col[-n:]) for col in o))
+    """The newest ``n`` candles, as contiguous copies."""
+    return o._make(np.ascontiguousarray(col[-n:]) for col in o)
 
 
 def _slice_inputs(inputs: Inputs, lo: int, hi: int) -> Inputs:
@@ -110,7 +111,7 @@ def _slice_inputs(inputs: Inputs, lo: int, hi: int) -> Inputs:
 def assert_live_matches_vectorised(
     sig: ResolvedSignal,
     o: Ohlcv,
-    inputs: Inputs = Inputs(),
+    inputs: Inputs = NO_INPUTS,
     *,
     window: int | None = None,
     start: int | None = None,
