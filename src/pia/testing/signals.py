@@ -101,7 +101,14 @@ def random_ohlcv(seed: int, n: int, vol: float = 0.01, step_ns: int = 900_000_00
 
 def tail(o: Ohlcv, n: int) -> Ohlcv:
     """The newest ``n`` candles, as contiguous copies."""
-    return o._make(np.ascontiguousarray(col[-n:]) for col in o)
+    return Ohlcv(
+        np.ascontiguousarray(o.open_time[-n:]),
+        np.ascontiguousarray(o.open[-n:]),
+        np.ascontiguousarray(o.high[-n:]),
+        np.ascontiguousarray(o.low[-n:]),
+        np.ascontiguousarray(o.close[-n:]),
+        np.ascontiguousarray(o.volume[-n:]),
+    )
 
 
 def _slice_inputs(inputs: Inputs, lo: int, hi: int) -> Inputs:
