@@ -121,6 +121,11 @@ class SignalsComputed(Event):
     interval: str
     close: float
     votes: tuple[Vote, ...]
+    asset_class: str = ""  # crypto | stocks | metals
+    regime: str = "ranging"  # trending_up | trending_down | ranging | high_vol (pia.signals.regime)
+    atr_pct: float = float("nan")  # ATR(14) / close x 100 at this bar
+    ema_gap_pct: float = float("nan")  # (EMA9 - EMA21) / EMA21 x 100
+    rsi: float = float("nan")  # RSI(14)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
