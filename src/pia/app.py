@@ -275,7 +275,14 @@ def build(settings: Settings, *, clock: Clock | None = None, console: TextIO | N
     store = StoreWriter(settings.data_dir / cfg.store.file, cfg.store, bus)
     signals = REGISTRY.resolve(cfg.signals)
     workers = [
-        SignalWorker(bus, clock, timeframes, signals, max_consecutive_failures=cfg.signals.max_consecutive_failures)
+        SignalWorker(
+            bus,
+            clock,
+            timeframes,
+            signals,
+            asset_classes={i.symbol: i.asset_class.value for i in settings.universe.instruments},
+            max_consecutive_failures=cfg.signals.max_consecutive_failures,
+        )
     ]
     consensus = ConsensusActor(bus, clock, cfg.consensus, [t.label for t in timeframes])
     notifier = ConsoleNotifier(bus, cfg.notifier.console, console) if cfg.notifier.console.enabled else None

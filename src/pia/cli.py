@@ -84,6 +84,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     bf.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    sig = sub.add_parser(
+        "signals",
+        help="the current votes and consensus, from the stored bars (or --list the signals)",
+        description="Compute every signal on the newest stored bars of each timeframe and show the votes, the "
+        "regime, the weighted consensus per timeframe and the instrument's consensus. Without SYMBOL: one line "
+        "per instrument. Fear & Greed and funding are not stored, so those signals abstain here.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _config_arg(sig)
+    sig.add_argument("symbol", nargs="?", metavar="SYMBOL", help="one instrument, e.g. BTC-USD (default: all)")
+    sig.add_argument("--tf", metavar="LABEL", help="one timeframe label, e.g. Now (default: all)")
+    sig.add_argument("--json", action="store_true", help="JSON instead of a table")
+    sig.add_argument("--list", action="store_true", help="list the registered signals: name, family, warm-up")
+
     config = sub.add_parser("config", help="configuration tools", description="Configuration tools.")
     config_sub = config.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
     check = config_sub.add_parser(
@@ -116,6 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args.config, args.duration)
         if args.command == "backfill":
             return _backfill(args)
+        if args.command == "signals":
+            from pia import cli_signals
+
+            if args.list:
+                return cli_signals.list_signals(sys.stdout)
+            return cli_signals.run(args.config, args.symbol, args.tf, args.json)
         if args.command == "config" and args.config_command == "check":
             return _config_check(args.config)
         if args.command == "config":

@@ -1,7 +1,15 @@
 """The signal worker: owns the bar windows of its timeframes and runs every signal on each closed bar.
 
 Signals run as direct synchronous calls (no task or queue per signal); the bus carries one
-``SignalsComputed`` per (symbol, timeframe) bar. Only signal code is wrapped in the safety net: an
+``SignalsComputed`` per (symbol, timeframe) bar, with every applicable signal's vote (HOLD
+included) and the bar's regime. A signal runs only for the asset classes it declares. External
+inputs come from the feeds' events: the newest Fear & Greed reading per asset class and the newest
+funding rate per symbol; a signal whose input has no reading yet abstains.
+
+Each window holds the longest window any enabled signal declares (warm-up plus convergence), and
+signals are evaluated from the first bar on: during warm-up they abstain on their own (their
+indicators are NaN), so a timeframe with little history (``6mo``) still gets the short-lookback
+signals' votes. Only signal code is wrapped in the safety net: an
 exception skips that bar for that signal and is counted; after ``max_consecutive_failures`` in a
 row the signal is disabled for that (symbol, timeframe) and ``SignalDisabled`` is published.
 Anything else that fails is a framework bug and propagates.
@@ -11,18 +19,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from pia import topics
 from pia.bus import Bus
 from pia.clock import Clock
-from pia.events import Action, Bar, BarClosed, HistoryLoaded, SignalDisabled, SignalsComputed, Vote
+from pia.events import (
+    Action,
+    Bar,
+    BarClosed,
+    FearGreedUpdated,
+    FundingUpdated,
+    HistoryLoaded,
+    SignalDisabled,
+    SignalsComputed,
+    Vote,
+)
 from pia.instruments import Timeframe
 from pia.intervals import parse_interval
-from pia.signals.base import Context
+from pia.signals.base import NO_INPUTS, Context, Inputs
+from pia.signals.regime import detect_regime
 from pia.signals.registry import ResolvedSignal
 from pia.signals.window import BarWindow
 
@@ -52,6 +74,7 @@ class SignalWorker:
         timeframes: Sequence[Timeframe],
         signals: Sequence[ResolvedSignal],
         *,
+        asset_classes: Mapping[str, str] | None = None,
         max_consecutive_failures: int = 5,
         name: str = "signals",
     ) -> None:
@@ -59,7 +82,13 @@ class SignalWorker:
         self._clock = clock
         self._by_interval = {tf.interval: tf for tf in timeframes}
         self._signals = tuple(signals)
-        self._min_bars = max((s.warmup for s in self._signals), default=1)
+        self._asset_classes = dict(asset_classes or {})
+        self._by_class: dict[str, tuple[ResolvedSignal, ...]] = {}
+        self._min_bars = max(2, min((s.warmup for s in self._signals), default=2))
+        self._capacity = max((s.window for s in self._signals), default=2)
+        self._needs = frozenset(i for s in self._signals for i in s.spec.inputs)
+        self._fear_greed: dict[str, float] = {}
+        self._funding: dict[str, float] = {}
         self._max_failures = max_consecutive_failures
         self._windows: dict[tuple[str, str], BarWindow] = {}
         self._health: dict[tuple[str, str, str], _Health] = {}
@@ -67,11 +96,57 @@ class SignalWorker:
         self.name = name
         self._bars = bus.subscribe(topics.bars(), name)
         self._history = bus.subscribe(topics.history(), name)
+        self._fg_sub = bus.subscribe(topics.fear_greed(), name) if "fear_greed" in self._needs else None
+        self._funding_sub = bus.subscribe(topics.funding(), name) if "funding_rate" in self._needs else None
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._consume_history())
             tg.create_task(self._consume_bars())
+            if self._fg_sub is not None:
+                tg.create_task(self._consume_fear_greed())
+            if self._funding_sub is not None:
+                tg.create_task(self._consume_funding())
+
+    async def _consume_fear_greed(self) -> None:
+        assert self._fg_sub is not None
+        async for ev in self._fg_sub:
+            self.on_fear_greed(ev)
+
+    async def _consume_funding(self) -> None:
+        assert self._funding_sub is not None
+        async for ev in self._funding_sub:
+            self.on_funding(ev)
+
+    def on_fear_greed(self, ev: FearGreedUpdated) -> None:
+        if math.isfinite(ev.value):
+            self._fear_greed[ev.asset_class] = ev.value
+
+    def on_funding(self, ev: FundingUpdated) -> None:
+        if math.isfinite(ev.funding_rate):
+            self._funding[ev.symbol] = ev.funding_rate
+
+    def window_capacity(self, tf: Timeframe) -> int:
+        """The timeframe's configured window, or longer when a signal needs more bars to converge."""
+        return max(tf.window, self._capacity)
+
+    def signals_for(self, asset_class: str) -> tuple[ResolvedSignal, ...]:
+        found = self._by_class.get(asset_class)
+        if found is None:
+            found = self._by_class[asset_class] = tuple(
+                s for s in self._signals if not asset_class or asset_class in s.spec.asset_classes
+            )
+        return found
+
+    def _inputs(self, symbol: str, asset_class: str, n: int) -> Inputs:
+        if not self._needs:
+            return NO_INPUTS
+        fg = self._fear_greed.get(asset_class)
+        rate = self._funding.get(symbol)
+        return Inputs(
+            fear_greed=None if fg is None else np.full(n, fg),
+            funding_rate=None if rate is None else np.full(n, rate),
+        )
 
     async def _consume_history(self) -> None:
         async for ev in self._history:
@@ -86,7 +161,7 @@ class SignalWorker:
         key = (symbol, tf.interval)
         win = self._windows.get(key)
         if win is None:
-            win = self._windows[key] = BarWindow(tf.window)
+            win = self._windows[key] = BarWindow(self.window_capacity(tf))
         return win
 
     async def on_history(self, ev: HistoryLoaded) -> None:
@@ -114,9 +189,10 @@ class SignalWorker:
     async def _evaluate(self, symbol: str, tf: Timeframe, win: BarWindow, ts_event: int, close: float) -> None:
         if len(win) < self._min_bars:
             return
-        ctx = Context(win.view())
+        asset_class = self._asset_classes.get(symbol, "")
+        ctx = Context(win.view(), self._inputs(symbol, asset_class, len(win)))
         votes = []
-        for sig in self._signals:
+        for sig in self.signals_for(asset_class):
             key = (sig.name, symbol, tf.label)
             health = self._health.get(key)
             if health is None:
@@ -133,6 +209,7 @@ class SignalWorker:
             health.consecutive = 0
             votes.append(Vote(signal=sig.name, action=Action(action), confidence=confidence))
         self.stats.evaluations += 1
+        reading = detect_regime(ctx, asset_class)
         await self._bus.publish(
             topics.signals(),
             SignalsComputed(
@@ -143,6 +220,11 @@ class SignalWorker:
                 interval=tf.interval,
                 close=close,
                 votes=tuple(votes),
+                asset_class=asset_class,
+                regime=reading.regime.value,
+                atr_pct=reading.atr_pct,
+                ema_gap_pct=reading.ema_gap_pct,
+                rsi=reading.rsi,
             ),
         )
 
