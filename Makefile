@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/default.toml
 
-.PHONY: run demo test lint bench clean venv
+.PHONY: run demo test lint bench docs clean venv
 
 venv: $(STAMP)
 
@@ -29,8 +29,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
-bench: $(STAMP)
+bench: $(STAMP)  ## benchmarks -> benchmarks/reports/latest.json
 	$(BIN)/python -m benchmarks.run
+
+docs: $(STAMP)  ## regenerate docs/signals.md from the signal registry
+	$(BIN)/python -m pia.signals.docs docs/signals.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,7 @@ from pia.config import FeedKind, Settings
 from pia.feeds.base import Feed
 from pia.feeds.runner import FeedRunner
 from pia.feeds.wiring import Service, build_live
+from pia.intervals import DAY
 from pia.notify.console import ConsoleNotifier
 from pia.signals.consensus import ConsensusActor
 from pia.signals.registry import REGISTRY
@@ -274,15 +275,22 @@ def build(settings: Settings, *, clock: Clock | None = None, console: TextIO | N
     # Subscribers first, so they see everything the feeds publish.
     store = StoreWriter(settings.data_dir / cfg.store.file, cfg.store, bus)
     signals = REGISTRY.resolve(cfg.signals)
+    # One worker per timeframe group: intraday candles close often and must not queue behind the daily
+    # and longer ones, which close together (217 windows at a weekly close).
+    intraday = [t for t in timeframes if t.candle.nominal_ns < DAY]
+    daily = [t for t in timeframes if t.candle.nominal_ns >= DAY]
     workers = [
         SignalWorker(
             bus,
             clock,
-            timeframes,
+            group,
             signals,
             asset_classes={i.symbol: i.asset_class.value for i in settings.universe.instruments},
             max_consecutive_failures=cfg.signals.max_consecutive_failures,
+            name=name,
         )
+        for name, group in (("signals-intraday", intraday), ("signals-daily", daily))
+        if group
     ]
     consensus = ConsensusActor(bus, clock, cfg.consensus, [t.label for t in timeframes])
     notifier = ConsoleNotifier(bus, cfg.notifier.console, console) if cfg.notifier.console.enabled else None

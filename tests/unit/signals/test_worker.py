@@ -1,15 +1,17 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from pia import topics
 from pia.bus import Bus
 from pia.clock import FakeClock
 from pia.config import SignalsConfig
-from pia.events import BAR_DTYPE, Action, Bar, BarClosed, HistoryLoaded
+from pia.events import BAR_DTYPE, Action, Bar, BarClosed, FearGreedUpdated, FundingUpdated, HistoryLoaded
 from pia.instruments import Timeframe
 from pia.intervals import MINUTE
-from pia.signals.base import Context, Params, SignalOutput, SignalSpec
+from pia.signals.base import Context, Params, SignalOutput, SignalSpec, from_masks, hold
 from pia.signals.registry import REGISTRY, ResolvedSignal
 from pia.signals.worker import SignalWorker
 
@@ -92,15 +94,93 @@ async def test_duplicate_and_old_bars_do_not_recompute() -> None:
     assert {v.signal: v.action for v in ev.votes}["rsi"] is Action.SELL  # a jump from ~100 to 130
 
 
-async def test_too_short_history_waits_for_warmup() -> None:
+async def test_votes_start_at_the_shortest_warmup_and_longer_signals_abstain_until_theirs() -> None:
     bus = Bus(1000)
     worker = SignalWorker(bus, FakeClock(), [TF], REGISTRY.resolve(SignalsConfig()))
     out = bus.subscribe(topics.signals(), "test")
     await worker.on_history(
-        HistoryLoaded(ts_event=0, ts_recv=0, symbol="X", interval="15m", bars=history(30), source="t")
+        HistoryLoaded(ts_event=0, ts_recv=0, symbol="X", interval="15m", bars=history(14), source="t")
     )
-    for i in range(30, 34):
-        await worker.on_bar(bar_event(i))
-    assert out.depth == 0  # macd needs 35 bars
-    await worker.on_bar(bar_event(34))
-    assert out.depth == 1
+    assert out.depth == 0  # rsi, the shortest, needs 15 bars
+    await worker.on_bar(bar_event(14, close=140.0))  # a jump: RSI far above 70
+    ev = out.receive_nowait()
+    assert ev is not None and len(ev.votes) == 3
+    votes = {v.signal: v.action for v in ev.votes}
+    assert votes == {"rsi": Action.SELL, "macd": Action.HOLD, "ema": Action.HOLD}  # macd needs 35, ema 21
+
+
+class Level(Params):
+    pass
+
+
+def contrarian_fg(c: Context, p: Params) -> SignalOutput:
+    fg = c.inputs.fear_greed
+    if fg is None:
+        return hold(c.n)
+    return from_masks(fg <= 20, fg >= 80, 1.0)
+
+
+def funding_sign(c: Context, p: Params) -> SignalOutput:
+    rate = c.inputs.funding_rate
+    if rate is None:
+        return hold(c.n)
+    return from_masks(rate < 0, rate > 0, 1.0)
+
+
+FG = ResolvedSignal(SignalSpec("fg", "core", Level, contrarian_fg, lambda p: 1, "F&G", inputs=("fear_greed",)), Level())
+FUND = ResolvedSignal(
+    SignalSpec(
+        "fund", "core", Level, funding_sign, lambda p: 1, "funding", inputs=("funding_rate",),
+        asset_classes=frozenset({"crypto"}),
+    ),
+    Level(),
+)  # fmt: skip
+
+
+async def test_inputs_come_from_feed_events_and_signals_run_only_for_their_asset_classes() -> None:
+    bus = Bus(1000)
+    worker = SignalWorker(bus, FakeClock(), [TF], [FG, FUND], asset_classes={"X": "crypto", "S": "stocks"})
+    out = bus.subscribe(topics.signals(), "test")
+    hist = history(40)
+    for sym in ("X", "S"):
+        await worker.on_history(HistoryLoaded(ts_event=0, ts_recv=0, symbol=sym, interval="15m", bars=hist, source="t"))
+    first = {ev.symbol: ev for ev in (out.receive_nowait(), out.receive_nowait()) if ev is not None}
+    # no readings yet: both abstain; the stock has no funding signal at all
+    assert [(v.signal, v.action) for v in first["X"].votes] == [("fg", Action.HOLD), ("fund", Action.HOLD)]
+    assert [(v.signal, v.action) for v in first["S"].votes] == [("fg", Action.HOLD)]
+    assert first["X"].asset_class == "crypto" and first["S"].asset_class == "stocks"
+    worker.on_fear_greed(FearGreedUpdated(ts_event=0, ts_recv=0, asset_class="crypto", value=12.0,
+                                          classification="Extreme Fear", source="t"))  # fmt: skip
+    worker.on_fear_greed(FearGreedUpdated(ts_event=0, ts_recv=0, asset_class="stocks", value=85.0,
+                                          classification="Extreme Greed", source="t"))  # fmt: skip
+    worker.on_funding(FundingUpdated(ts_event=0, ts_recv=0, symbol="X", funding_rate=0.0005, mark_price=1.0,
+                                     next_funding_time=0))  # fmt: skip
+    worker.on_funding(FundingUpdated(ts_event=0, ts_recv=0, symbol="X", funding_rate=float("nan"), mark_price=1.0,
+                                     next_funding_time=0))  # fmt: skip  # a NaN reading is ignored
+    for sym in ("X", "S"):
+        b = bar_event(40)
+        await worker.on_bar(BarClosed(ts_event=b.ts_event, ts_recv=0, bar=replace(b.bar, symbol=sym), source="t"))
+    second = {ev.symbol: ev for ev in (out.receive_nowait(), out.receive_nowait()) if ev is not None}
+    assert [(v.signal, v.action) for v in second["X"].votes] == [("fg", Action.BUY), ("fund", Action.SELL)]
+    assert [(v.signal, v.action) for v in second["S"].votes] == [("fg", Action.SELL)]
+
+
+async def test_signals_computed_carries_the_regime_of_the_bar() -> None:
+    bus = Bus(1000)
+    worker = SignalWorker(bus, FakeClock(), [TF], REGISTRY.resolve(SignalsConfig()), asset_classes={"X": "crypto"})
+    out = bus.subscribe(topics.signals(), "test")
+    climb = history(60)
+    climb["close"] = climb["open"] = np.linspace(100, 140, 60)
+    climb["high"] = climb["close"] * 1.002
+    climb["low"] = climb["close"] * 0.998
+    await worker.on_history(HistoryLoaded(ts_event=0, ts_recv=0, symbol="X", interval="15m", bars=climb, source="t"))
+    ev = out.receive_nowait()
+    assert ev is not None
+    assert ev.regime == "trending_up"
+    assert ev.rsi > 45 and ev.ema_gap_pct > 1.0 and 0 < ev.atr_pct < 4.0
+
+
+async def test_window_holds_the_longest_signal_window() -> None:
+    worker = SignalWorker(Bus(10), FakeClock(), [TF], REGISTRY.resolve(SignalsConfig()))
+    assert TF.window == 100
+    assert worker.window_capacity(TF) == max(s.window for s in REGISTRY.resolve(SignalsConfig()))
