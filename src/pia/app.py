@@ -292,7 +292,9 @@ def build(settings: Settings, *, clock: Clock | None = None, console: TextIO | N
         for name, group in (("signals-intraday", intraday), ("signals-daily", daily))
         if group
     ]
-    consensus = ConsensusActor(bus, clock, cfg.consensus, [t.label for t in timeframes])
+    consensus = ConsensusActor(
+        bus, clock, cfg.consensus, [t.label for t in timeframes], core=frozenset(s.name for s in REGISTRY if s.core)
+    )
     notifier = ConsoleNotifier(bus, cfg.notifier.console, console) if cfg.notifier.console.enabled else None
     runners: list[FeedRunner] = []
     live = None

@@ -242,13 +242,70 @@ class SignalsConfig(BaseModel):
     max_consecutive_failures: PositiveInt = 5
 
 
+REGIMES = ("trending_up", "trending_down", "ranging", "high_vol")
+"""The regimes of :mod:`pia.signals.regime` (repeated here: the config must not import TA-Lib)."""
+
+DEFAULT_TIMEFRAME_WEIGHTS: dict[str, float] = {
+    "Now": 0.35,
+    "12h": 0.20,
+    "2d": 0.15,
+    "7d": 0.12,
+    "1mo": 0.08,
+    "3mo": 0.06,
+    "6mo": 0.04,
+}
+
+DEFAULT_REGIME_MULTIPLIERS: dict[str, dict[str, float]] = {
+    "trending_up": {"ema": 1.5, "macd": 1.3, "rsi": 0.7, "bb": 0.7},
+    "trending_down": {"ema": 1.5, "macd": 1.3, "rsi": 0.7, "bb": 0.7},
+    "ranging": {"rsi": 1.5, "bb": 1.5, "ema": 0.5, "macd": 0.5},
+    "high_vol": {"bb": 1.5, "volume": 1.3, "funding": 1.3, "ema": 0.5},
+}
+
+
 class ConsensusConfig(BaseModel):
+    """The consensus policy (the rules are numbered in :mod:`pia.signals.consensus`)."""
+
     model_config = _Frozen
 
     min_voters: PositiveInt = 3
-    """Active (BUY or SELL) votes needed before the consensus leaves HOLD."""
+    """Rule 4 (quorum): active (BUY or SELL) votes a timeframe needs before it leaves HOLD, for every asset
+    class and regime."""
     confidence_bucket: Annotated[float, Field(gt=0, le=1)] = 0.1
     """ConsensusChanged is published when the action or the confidence bucket of this width changes."""
+    action_threshold: Annotated[float, Field(ge=0.5, le=1)] = 0.5
+    """Rules 5 and 6: the winning side needs at least this share of the active votes (of the weight)."""
+    sentiment_flip_confidence: Annotated[float, Field(ge=0, le=1)] = 0.55
+    """Rule 2 (hysteresis): a ``sentiment`` vote against its previous direction counts only at this confidence."""
+    accuracy_prior: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Rule 6: the accuracy a signal is assumed to have before any outcome is scored."""
+    accuracy_prior_strength: Annotated[float, Field(ge=0, le=100_000)] = 20.0
+    """Rule 6: pseudo-samples of the prior; accuracy = (hits + prior x k) / (samples + k)."""
+    min_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.45
+    """Rule 6: a signal whose shrunk accuracy is below this gets weight 0 (gated, never inverted)."""
+    regime_multipliers: dict[str, dict[str, Annotated[float, Field(ge=0, le=100)]]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_REGIME_MULTIPLIERS.items()}
+    )
+    """Rule 6: regime -> {signal: weight multiplier}; signals not listed get 1.0. Setting this replaces the
+    whole table (a regime left out uses 1.0 for every signal)."""
+    quiet_hours_utc: tuple[Annotated[int, Field(ge=0, le=23)], Annotated[int, Field(ge=0, le=23)]] = (2, 6)
+    """Rule 7: first and last UTC hour (inclusive; wraps past midnight when first > last) of the bar close
+    at which both confidences are damped."""
+    quiet_hours_factor: Annotated[float, Field(ge=0, le=1)] = 0.8
+    """Rule 7: the damping factor (1.0 turns it off)."""
+    timeframe_weights: dict[str, Annotated[float, Field(ge=0, le=1000)]] = Field(
+        default_factory=lambda: dict(DEFAULT_TIMEFRAME_WEIGHTS)
+    )
+    """Instrument level: timeframe label -> weight of its consensus. Setting this replaces the whole table;
+    a timeframe left out (or at 0) is ignored. Labels must be timeframes of the instruments file."""
+
+    @field_validator("regime_multipliers")
+    @classmethod
+    def _known_regimes(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        unknown = sorted(set(v) - set(REGIMES))
+        if unknown:
+            raise ValueError(f"unknown regime(s) {', '.join(unknown)} (known: {', '.join(REGIMES)})")
+        return v
 
 
 class StoreConfig(BaseModel):
@@ -457,5 +514,16 @@ def _check_cross_refs(source: Path, config: PiaConfig, universe: Universe) -> No
     for label in config.notifier.console.show_signals:
         if label not in labels:
             problems.append(f"notifier.console.show_signals: unknown timeframe label {label!r}")
+    weights = config.consensus.timeframe_weights
+    if "timeframe_weights" in config.consensus.model_fields_set:
+        for label in weights:
+            if label not in labels:
+                known = ", ".join(t.label for t in universe.timeframes)
+                problems.append(f"consensus.timeframe_weights: unknown timeframe label {label!r} (known: {known})")
+    if not any(weights.get(t.label, 0.0) > 0 for t in universe.timeframes):
+        problems.append(
+            "consensus.timeframe_weights: no timeframe of the instruments file has a positive weight "
+            "(every instrument would stay on HOLD)"
+        )
     if problems:
         raise ConfigError("\n".join(f"{source}: {p}" for p in problems))

@@ -129,8 +129,25 @@ class SignalsComputed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TimeframeConsensus:
+    """One timeframe's weighted consensus inside a :class:`ConsensusChanged`."""
+
+    label: str
+    action: Action
+    confidence: float
+    raw_action: Action
+    regime: str
+    gate: str | None  # the gate that forced HOLD ("core" | "quorum"), None if none did
+    voters: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConsensusChanged(Event):
-    """An instrument's consensus action or confidence bucket changed."""
+    """An instrument's consensus action or confidence bucket changed (rules in :mod:`pia.signals.consensus`).
+
+    ``buy``/``sell``/``voters`` are summed over the instrument's timeframes; ``regime`` is the leading
+    (first) timeframe's.
+    """
 
     symbol: str
     action: Action
@@ -142,6 +159,8 @@ class ConsensusChanged(Event):
     voters: int
     price: float
     detail: tuple[tuple[str, Action], ...]  # (timeframe label, that timeframe's action)
+    timeframes: tuple[TimeframeConsensus, ...] = ()
+    regime: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,4 +226,16 @@ def log_fields(event: Event) -> dict[str, Any]:
             out["votes"] = {v.signal: v.action.name for v in value}
         elif name == "detail":
             out["detail"] = {k: a.name for k, a in value}
+        elif name == "timeframes" and all(isinstance(t, TimeframeConsensus) for t in value):
+            out["timeframes"] = {
+                t.label: {
+                    "action": t.action.name,
+                    "confidence": round(t.confidence, 4),
+                    "raw_action": t.raw_action.name,
+                    "regime": t.regime,
+                    "gate": t.gate,
+                    "voters": t.voters,
+                }
+                for t in value
+            }
     return out

@@ -84,8 +84,7 @@ def render(specs: Iterable[SignalSpec]) -> str:
         lines = [
             f"## {spec.name}",
             "",
-            f"*{spec.summary}.* Family `{spec.family}`; applies to {_classes(spec)}; "
-            f"warm-up {spec.warmup(p)} bars.",
+            f"*{spec.summary}.* Family `{spec.family}`; applies to {_classes(spec)}; warm-up {spec.warmup(p)} bars.",
             "",
             doc,
             "",

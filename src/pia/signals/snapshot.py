@@ -75,7 +75,9 @@ def evaluate(
             continue
         try:
             out = sig.compute(ctx)
-            votes.append(Vote(signal=sig.name, action=Action(int(out.action[-1])), confidence=float(out.confidence[-1])))
+            votes.append(
+                Vote(signal=sig.name, action=Action(int(out.action[-1])), confidence=float(out.confidence[-1]))
+            )
         except Exception as exc:  # the plugin boundary, as in the worker
             errors.append((sig.name, repr(exc)))
     return tuple(votes), tuple(errors), detect_regime(ctx, asset_class)
