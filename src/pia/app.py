@@ -178,7 +178,10 @@ class App:
             heartbeat = tg.create_task(self._heartbeat(), name="heartbeat")
             await self._wait_for_stop(feeds, duration)
             stages: list[tuple[list[Topic[Any]], list[asyncio.Task[None]]]] = [
-                ([topics.bars(), topics.history(), topics.prices()], [*workers, store]),
+                (
+                    [topics.bars(), topics.history(), topics.prices(), topics.fear_greed(), topics.funding()],
+                    [*workers, store],
+                ),
                 ([topics.signals(), topics.signal_health()], [consensus]),
                 ([topics.consensus()], notifier),
             ]

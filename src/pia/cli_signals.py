@@ -96,7 +96,8 @@ def render_summary(snaps: list[InstrumentSnapshot], out: TextIO) -> None:
     out.write("B = BUY, S = SELL, · = HOLD, - = not enough bars stored\n")
 
 
-def run(config: Path, symbol: str | None, tf: str | None, as_json: bool, out: TextIO = sys.stdout) -> int:
+def run(config: Path, symbol: str | None, tf: str | None, as_json: bool, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     from pia.config import load_config
     from pia.signals.registry import REGISTRY
     from pia.signals.snapshot import snapshot_instrument, to_json

@@ -235,8 +235,13 @@ class FeedConfig(BaseModel):
 class SignalsConfig(BaseModel):
     model_config = _Frozen
 
-    enabled: tuple[str, ...] = ("rsi", "macd", "ema")
-    """Signals to run, by registry name (``pia signals --list``)."""
+    enabled: tuple[str, ...] = (
+        "rsi", "macd", "ema", "bb", "fear_greed", "sentiment", "llm", "ml", "funding", "volume",
+        "trend", "momentum", "volume_flow", "volatility_sig", "candlestick", "structure", "fibonacci",
+        "smart_money", "oscillators", "heikin_ashi", "mean_reversion", "calendar", "momentum_factors", "macro_regime",
+        "econ_calendar",
+    )  # fmt: skip
+    """Signals to run, by registry name (``pia signals --list``); all 25 by default."""
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-signal parameters, ``[signals.params.rsi] period = 14``; checked against each signal's model."""
     max_consecutive_failures: PositiveInt = 5

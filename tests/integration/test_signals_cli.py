@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def test_table_for_one_instrument_and_summary_for_all(
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("QQQ (stocks)  consensus ")
-    assert lines[1].lstrip().startswith("7d     1d  5241 bars to 2020-08-28")
+    window = max(500, *(s.window for s in REGISTRY.resolve(load_config(path, env={}).config.signals)))
+    assert re.match(rf"  7d +1d +{window} bars to 2020-08-28 00:00Z  close 350\.58  \w+ +RSI", lines[1]), lines[1]
     body = {ln.split()[0]: ln for ln in lines[3:] if ln.strip() and not ln.lstrip().startswith("signal")}
     assert "funding" in body and body["funding"].split()[-1] == "n/a"  # crypto only
     assert "rsi" in body and "trend" in body

@@ -12,7 +12,25 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from pia.config import SignalsConfig
-from pia.signals import core
+from pia.signals import (
+    calendar,
+    candlestick,
+    core,
+    core_inputs,
+    econ_calendar,
+    fibonacci,
+    heikin_ashi,
+    macro_regime,
+    mean_reversion,
+    momentum,
+    momentum_factors,
+    oscillators,
+    smart_money,
+    structure,
+    trend,
+    volatility,
+    volume_flow,
+)
 from pia.signals.base import SETTLE_BARS, Context, Params, SignalOutput, SignalSpec
 
 
@@ -87,4 +105,47 @@ class Registry:
         return tuple(out)
 
 
-REGISTRY = Registry([core.RSI, core.MACD, core.EMA])
+ORDER: tuple[str, ...] = (
+    # core (10), in the issue's order; `llm` is the original's `ministral` slot
+    "rsi", "macd", "ema", "bb", "fear_greed", "sentiment", "llm", "ml", "funding", "volume",
+    # enhanced composites (14), in the original's registration order
+    "trend", "momentum", "volume_flow", "volatility_sig", "candlestick", "structure", "fibonacci",
+    "smart_money", "oscillators", "heikin_ashi", "mean_reversion", "calendar", "momentum_factors", "macro_regime",
+    # the original's later addition
+    "econ_calendar",
+)  # fmt: skip
+"""Every signal, in the order tables and votes list them."""
+
+
+def _ordered(specs: Iterable[SignalSpec]) -> list[SignalSpec]:
+    by_name = {s.name: s for s in specs}
+    missing = [n for n in ORDER if n not in by_name]
+    extra = [n for n in by_name if n not in ORDER]
+    if missing or extra:
+        raise ValueError(f"registry ORDER and modules disagree: missing {missing}, not in ORDER {extra}")
+    return [by_name[n] for n in ORDER]
+
+
+REGISTRY = Registry(
+    _ordered(
+        (
+            *core.SIGNALS,
+            *core_inputs.SIGNALS,
+            *trend.SIGNALS,
+            *momentum.SIGNALS,
+            *volume_flow.SIGNALS,
+            *volatility.SIGNALS,
+            *candlestick.SIGNALS,
+            *structure.SIGNALS,
+            *fibonacci.SIGNALS,
+            *smart_money.SIGNALS,
+            *oscillators.SIGNALS,
+            *heikin_ashi.SIGNALS,
+            *mean_reversion.SIGNALS,
+            *calendar.SIGNALS,
+            *momentum_factors.SIGNALS,
+            *macro_regime.SIGNALS,
+            *econ_calendar.SIGNALS,
+        )
+    )
+)

@@ -1,0 +1,141 @@
+"""``fibonacci`` (SEED-SPEC §2.3): Fibonacci retracements and extension of the rolling swing, and floor pivots."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import talib
+from pydantic import Field
+
+from pia.signals import combine
+from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
+
+FLAT_SLOPE = 1e-9
+"""A moving-average change below this fraction of its value is no trend (rounding noise of TA-Lib's running sums)."""
+
+
+class FibonacciParams(Params):
+    period: Annotated[int, Field(ge=2, le=1000, description="bars of the rolling swing high/low")] = 100
+    trend_sma: Annotated[int, Field(ge=2, le=400, description="SMA whose slope gives the trend")] = 20
+    slope_bars: Annotated[int, Field(ge=1, le=100, description="the SMA slope: its change over this many bars")] = 5
+    touch_pct: Annotated[
+        float, Field(gt=0, le=50, description="retracement bounce: the wick within this percent of the swing range")
+    ] = 3.0
+    ext_tolerance_pct: Annotated[
+        float, Field(gt=0, le=50, description="extension exhaustion: the close within this percent of the level")
+    ] = 1.5
+
+
+def swing_range(c: Context, n: int) -> tuple[F64, F64]:
+    """(highest high, lowest low) of the ``n`` bars ending at each bar (TA-Lib MAX / MIN)."""
+    return (
+        c.cached(("max", "high", n), lambda: talib.MAX(c.high, timeperiod=n)),
+        c.cached(("min", "low", n), lambda: talib.MIN(c.low, timeperiod=n)),
+    )
+
+
+def sma_trend(c: Context, period: int, lag: int) -> tuple[Bool, Bool]:
+    """(up, down): SMA(period) now above / below its value ``lag`` bars ago by more than rounding noise."""
+    sma = c.sma(period)
+    d = sma - c.prev(sma, lag)
+    noise = FLAT_SLOPE * np.abs(sma)
+    return d > noise, d < -noise
+
+
+def floor_pivots(high: F64, low: F64, close: F64) -> tuple[F64, F64]:
+    """Standard floor pivots (R1, S1) from one bar's H/L/C: P = (H + L + C) / 3, R1 = 2P - L, S1 = 2P - H."""
+    p = (high + low + close) / 3.0
+    return 2.0 * p - low, 2.0 * p - high
+
+
+def camarilla(high: F64, low: F64, close: F64) -> tuple[F64, F64]:
+    """Camarilla (R3, S3) from one bar's H/L/C: C ± (H - L) x 1.1 / 4."""
+    half = (high - low) * (1.1 / 4.0)
+    return close + half, close - half
+
+
+def fibonacci_votes(c: Context, p: FibonacciParams) -> dict[str, I8]:
+    """The five sub-votes (+1 BUY, -1 SELL, 0 HOLD) per bar."""
+    o, h, low, close = c.open, c.high, c.low, c.close
+    hi, lo = swing_range(c, p.period)
+    rng = hi - lo
+    up, down = sma_trend(c, p.trend_sma, p.slope_bars)
+
+    # retracement bounce: uptrend levels measured down from the high, downtrend levels up from the low
+    tol = p.touch_pct / 100.0 * rng
+    bull_bounce = np.zeros(c.n, dtype=np.bool_)
+    bear_bounce = np.zeros(c.n, dtype=np.bool_)
+    for r in (0.5, 0.618):
+        lv_up = hi - r * rng
+        lv_dn = lo + r * rng
+        bull_bounce |= (np.abs(low - lv_up) <= tol) & (close > lv_up)
+        bear_bounce |= (np.abs(h - lv_dn) <= tol) & (close < lv_dn)
+    bounce = combine.vote(up & bull_bounce & (close > o), down & bear_bounce & (close < o))
+
+    pocket = combine.vote(
+        up & (close <= hi - 0.618 * rng) & (close >= hi - 0.65 * rng),
+        down & (close >= lo + 0.618 * rng) & (close <= lo + 0.65 * rng),
+    )
+
+    # 161.8 % extension of the previous swing window (the `period` bars before the current one)
+    ref_hi = c.prev(hi, p.period)
+    ref_lo = c.prev(lo, p.period)
+    ref = ref_hi - ref_lo
+    ext_up = ref_lo + 1.618 * ref
+    ext_dn = ref_hi - 1.618 * ref
+    etol = p.ext_tolerance_pct / 100.0
+    extension = combine.vote(
+        np.abs(close - ext_dn) <= etol * np.abs(ext_dn), np.abs(close - ext_up) <= etol * np.abs(ext_up)
+    )
+
+    ph, pl, pc = c.prev(h), c.prev(low), c.prev(close)
+    r1, s1 = floor_pivots(ph, pl, pc)
+    pivots = combine.vote(close > r1, close < s1)
+    r3, s3 = camarilla(ph, pl, pc)
+    cam = combine.vote(close > r3, close < s3)
+    return {"retracement": bounce, "golden_pocket": pocket, "extension": extension, "pivots": pivots, "camarilla": cam}
+
+
+def fibonacci(c: Context, p: FibonacciParams) -> SignalOutput:
+    """Fibonacci levels of the rolling swing plus floor and Camarilla pivots: five sub-votes, majority.
+
+    Swing = the highest high H and lowest low L of the last 100 bars (`period`, current bar included;
+    SEED used its whole 100-bar frame), range R = H - L. Trend = the sign of SMA(20) now minus SMA(20)
+    5 bars ago (`trend_sma`, `slope_bars`; a change below 1e-9 of the SMA is no trend). In an uptrend a
+    retracement level r sits at H - r x R, in a downtrend at L + r x R.
+
+    - Retracement bounce: in an uptrend, the bar's low within 3 % of R (`touch_pct`) of the 50 % or
+      61.8 % level, the close above that level and above the open: BUY. In a downtrend, the high within
+      3 % of R of the level, the close below it and below the open: SELL.
+    - Golden pocket: in an uptrend the close between the 61.8 % and 65 % retracements (H - 0.65 R ..
+      H - 0.618 R): BUY; in a downtrend between L + 0.618 R and L + 0.65 R: SELL.
+    - 161.8 % extension exhaustion (contrarian): the reference swing is the previous 100-bar window
+      (bars t-199 .. t-100, high H', low L', R' = H' - L'). The close within 1.5 % (`ext_tolerance_pct`)
+      of L' + 1.618 R' (an up move extended to 161.8 %): SELL; within 1.5 % of H' - 1.618 R': BUY.
+    - Standard pivots from the previous bar (SEED used the previous period; a bar is the period here):
+      P = (H1 + L1 + C1) / 3, R1 = 2P - L1, S1 = 2P - H1. The close above R1: BUY, below S1: SELL.
+    - Camarilla from the previous bar: R3 = C1 + (H1 - L1) x 1.1 / 4, S3 = C1 - (H1 - L1) x 1.1 / 4. The
+      close above R3: BUY, below S3: SELL.
+
+    Combining (shared majority rule): BUY only if the BUY votes outnumber both the SELL votes and the
+    abstentions (SELL likewise), otherwise HOLD; confidence = winning votes / (BUY + SELL votes).
+    """
+    return combine.majority(list(fibonacci_votes(c, p).values()))
+
+
+def _warmup(p: FibonacciParams) -> int:
+    return max(2 * p.period, p.trend_sma + p.slope_bars, 2)
+
+
+FIBONACCI = SignalSpec(
+    name="fibonacci",
+    family="composite",
+    params_model=FibonacciParams,
+    compute=fibonacci,
+    warmup=_warmup,
+    summary="Fibonacci bounce, golden pocket and 161.8 % extension of the 100-bar swing, floor/Camarilla pivots",
+    window=_warmup,
+)
+
+SIGNALS: tuple[SignalSpec, ...] = (FIBONACCI,)

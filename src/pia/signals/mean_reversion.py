@@ -1,0 +1,165 @@
+"""The ``mean_reversion`` composite (SEED-SPEC §2.3): seven short-horizon reversal rules, majority vote.
+
+:func:`mean_reversion_votes` gives the named sub-votes and :func:`mean_reversion` folds them with
+:func:`pia.signals.combine.majority`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import talib
+from pydantic import Field
+
+from pia.signals import combine
+from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
+
+
+class MeanReversionParams(Params):
+    rsi_fast: Annotated[int, Field(ge=2, le=50, description="Period of the fast RSI (Connors' RSI(2)).")] = 2
+    rsi_fast_low: Annotated[float, Field(gt=0, lt=50, description="Fast RSI: BUY below this level.")] = 10.0
+    rsi_fast_high: Annotated[float, Field(gt=50, lt=100, description="Fast RSI: SELL above this level.")] = 90.0
+    rsi_slow: Annotated[int, Field(ge=2, le=50, description="Period of the second RSI.")] = 3
+    rsi_slow_low: Annotated[float, Field(gt=0, lt=50, description="Second RSI: BUY below this level.")] = 15.0
+    rsi_slow_high: Annotated[float, Field(gt=50, lt=100, description="Second RSI: SELL above this level.")] = 85.0
+    ibs_low: Annotated[
+        float, Field(gt=0, lt=0.5, description="Internal bar strength (close - low) / (high - low): BUY below.")
+    ] = 0.2
+    ibs_high: Annotated[float, Field(gt=0.5, lt=1, description="Internal bar strength: SELL above.")] = 0.8
+    streak: Annotated[
+        int, Field(ge=1, le=20, description="Consecutive lower (higher) closes that vote BUY (SELL).")
+    ] = 3
+    gap_pct: Annotated[
+        float, Field(gt=0, le=20, description="Gap fade: minimum gap between the open and the previous close, %.")
+    ] = 0.5
+    gap_fill: Annotated[
+        float, Field(gt=0, le=1, description="Gap fade: minimum fraction of the gap the close has filled.")
+    ] = 0.3
+    bb_period: Annotated[int, Field(ge=2, le=400, description="Bollinger %B: SMA period.")] = 20
+    bb_dev: Annotated[float, Field(gt=0, le=10, description="Bollinger %B: band width in standard deviations.")] = 2.0
+    pct_b_low: Annotated[float, Field(lt=0.5, ge=-1, description="Bollinger %B: BUY below this level.")] = 0.2
+    pct_b_high: Annotated[float, Field(gt=0.5, le=2, description="Bollinger %B: SELL above this level.")] = 0.8
+
+
+def rsi_moving(c: Context, period: int) -> F64:
+    """TA-Lib's Wilder RSI, NaN where the last ``period + 1`` closes are all equal and it reads 0 (no
+    change at all: TA-Lib reports 0, which would read as oversold)."""
+
+    def compute() -> F64:
+        r = c.rsi(period).copy()
+        span = period + 1
+        flat = (r == 0) & (talib.MAX(c.close, span) == talib.MIN(c.close, span))
+        r[flat] = np.nan
+        return r
+
+    return c.cached(("rsi_moving", period), compute)
+
+
+def internal_bar_strength(high: F64, low: F64, close: F64) -> F64:
+    """(close - low) / (high - low), NaN for a bar with no range."""
+    rng = high - low
+    out = np.full_like(close, np.nan)
+    np.divide(close - low, rng, out=out, where=rng > 0)
+    return out
+
+
+def gap_fade(open_: F64, close: F64, gap_pct: float = 0.5, fill: float = 0.3) -> tuple[Bool, Bool]:
+    """(BUY, SELL) masks of the gap fade.
+
+    A gap up: this bar opens more than ``gap_pct`` % above the previous close; by the close at least
+    ``fill`` of it is filled, i.e. (open - close) >= fill x (open - previous close): the fade has
+    started → SELL. A gap down and a close at least ``fill`` of the way back up → BUY.
+    """
+    buy = np.zeros(close.shape, dtype=np.bool_)
+    sell = np.zeros(close.shape, dtype=np.bool_)
+    o, c, pc = open_[1:], close[1:], close[:-1]
+    gap = o - pc
+    filled = o - c  # positive when the close is back below the open
+    up = gap > pc * (gap_pct / 100.0)
+    down = gap < -pc * (gap_pct / 100.0)
+    sell[1:] = up & (filled >= fill * gap)
+    buy[1:] = down & (filled <= fill * gap)
+    return buy, sell
+
+
+def mean_reversion_warmup(p: MeanReversionParams) -> int:
+    """Bars before every sub-indicator can vote on the last bar."""
+    return max(p.rsi_fast + 1, p.rsi_slow + 1, p.bb_period, p.streak + 1)
+
+
+def mean_reversion_window(p: MeanReversionParams) -> int:
+    """Live window: warm-up plus the bars the Wilder RSIs (alpha 1/period) need to forget their seed
+    below ~1e-11: 100 bars for RSI(3), 30 per period beyond."""
+    return mean_reversion_warmup(p) + max(100, 30 * max(p.rsi_fast, p.rsi_slow))
+
+
+def mean_reversion_votes(c: Context, p: MeanReversionParams) -> dict[str, I8]:
+    """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
+    close = c.close
+    r_fast = rsi_moving(c, p.rsi_fast)
+    r_slow = rsi_moving(c, p.rsi_slow)
+    ibs = c.cached(("internal_bar_strength",), lambda: internal_bar_strength(c.high, c.low, close))
+
+    fast_low, fast_high = r_fast < p.rsi_fast_low, r_fast > p.rsi_fast_high
+    ibs_low, ibs_high = ibs < p.ibs_low, ibs > p.ibs_high
+
+    down = np.zeros(c.n, dtype=np.bool_)
+    up = np.zeros(c.n, dtype=np.bool_)
+    np.less(close[1:], close[:-1], out=down[1:])
+    np.greater(close[1:], close[:-1], out=up[1:])
+    down_run, up_run = down.copy(), up.copy()
+    for j in range(1, p.streak):
+        down_run[j:] &= down[:-j]
+        up_run[j:] &= up[:-j]
+
+    upper, _, lower = c.bbands(p.bb_period, p.bb_dev)
+    width = upper - lower
+    pct_b = np.full_like(close, np.nan)
+    np.divide(close - lower, width, out=pct_b, where=width > 0)
+
+    return {
+        "rsi_fast": combine.vote(fast_low, fast_high),
+        "rsi_slow": combine.vote(r_slow < p.rsi_slow_low, r_slow > p.rsi_slow_high),
+        "ibs": combine.vote(ibs_low, ibs_high),
+        "streak": combine.vote(down_run, up_run),
+        "gap_fade": combine.vote(*gap_fade(c.open, close, p.gap_pct, p.gap_fill)),
+        "percent_b": combine.vote(pct_b < p.pct_b_low, pct_b > p.pct_b_high),
+        "ibs_and_rsi": combine.vote(ibs_low & fast_low, ibs_high & fast_high),
+    }
+
+
+def mean_reversion(c: Context, p: MeanReversionParams) -> SignalOutput:
+    """Seven short-horizon mean-reversion rules (contrarian), each voting BUY, SELL or HOLD on every bar:
+
+    - **rsi_fast**: RSI(2) below 10 BUY, above 90 SELL.
+    - **rsi_slow**: RSI(3) below 15 BUY, above 85 SELL.
+    - **ibs**: internal bar strength (close - low) / (high - low) below 0.2 BUY, above 0.8 SELL (a bar
+      with no range abstains).
+    - **streak**: 3 closes in a row each lower than the one before (3 down closes) BUY; 3 higher SELL.
+    - **gap_fade**: the bar opens more than 0.5 % above the previous close and closes at least 30 % of
+      the way back, (open - close) >= 0.3 x (open - previous close) → SELL; the mirror after a gap down
+      → BUY.
+    - **percent_b**: Bollinger %B (20 bars, 2 population standard deviations) below 0.2 BUY, above 0.8 SELL.
+    - **ibs_and_rsi**: IBS below 0.2 and RSI(2) below 10 together BUY; IBS above 0.8 and RSI(2) above 90
+      SELL.
+
+    The RSIs are TA-Lib's (Wilder); where the closes have not moved at all over the RSI's span it abstains.
+
+    Combining (majority): BUY if the BUY votes outnumber both the SELL votes and the HOLD votes (SELL
+    likewise); otherwise HOLD. Confidence = winning votes / (BUY + SELL votes).
+    """
+    return combine.majority(list(mean_reversion_votes(c, p).values()))
+
+
+MEAN_REVERSION = SignalSpec(
+    name="mean_reversion",
+    family="composite",
+    params_model=MeanReversionParams,
+    compute=mean_reversion,
+    warmup=mean_reversion_warmup,
+    window=mean_reversion_window,
+    summary="Majority of 7 reversal rules: RSI(2), RSI(3), IBS, close streaks, gap fade, %B, IBS with RSI(2)",
+)
+
+SIGNALS: tuple[SignalSpec, ...] = (MEAN_REVERSION,)

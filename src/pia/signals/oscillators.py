@@ -1,0 +1,305 @@
+"""The ``oscillators`` composite (SEED-SPEC §2.3): eight momentum oscillators, majority vote.
+
+Indicators TA-Lib lacks are small public functions here (``awesome_oscillator``, ``vortex``,
+``chande_momentum``, ``kst``, ``schaff_trend_cycle``, ``coppock``); :func:`oscillator_votes` gives the
+named sub-votes and :func:`oscillators` folds them with :func:`pia.signals.combine.majority`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import numpy as np
+import talib
+from pydantic import Field, model_validator
+
+from pia.signals import combine
+from pia.signals.base import F64, I8, SETTLE_BARS, Bool, Context, Params, SignalOutput, SignalSpec
+
+KST_ROC = (10, 15, 20, 30)
+"""Pring's KST: the rate-of-change periods, ..."""
+KST_SMA = (10, 10, 10, 15)
+"""... their smoothing SMAs, ..."""
+KST_WEIGHTS = (1.0, 2.0, 3.0, 4.0)
+"""... and their weights."""
+
+
+class OscillatorsParams(Params):
+    ao_fast: Annotated[int, Field(ge=2, le=100, description="Awesome Oscillator: fast SMA of the median price.")] = 5
+    ao_slow: Annotated[int, Field(ge=3, le=400, description="Awesome Oscillator: slow SMA of the median price.")] = 34
+    aroon_period: Annotated[int, Field(ge=2, le=400, description="Aroon oscillator period.")] = 25
+    aroon_level: Annotated[
+        float, Field(gt=0, lt=100, description="Aroon oscillator level: BUY above +level, SELL below -level.")
+    ] = 50.0
+    vortex_period: Annotated[int, Field(ge=2, le=400, description="Vortex indicator period.")] = 14
+    vortex_level: Annotated[
+        float, Field(ge=0, le=5, description="Vortex: the dominant VI must also be above this level.")
+    ] = 1.0
+    cmo_period: Annotated[int, Field(ge=2, le=400, description="Chande momentum oscillator period.")] = 9
+    cmo_level: Annotated[
+        float, Field(gt=0, lt=100, description="Chande momentum: BUY above +level, SELL below -level.")
+    ] = 50.0
+    kst_signal: Annotated[int, Field(ge=2, le=100, description="KST signal line: SMA period of the KST.")] = 9
+    stc_fast: Annotated[int, Field(ge=2, le=200, description="Schaff trend cycle: fast EMA of the MACD.")] = 23
+    stc_slow: Annotated[int, Field(ge=3, le=200, description="Schaff trend cycle: slow EMA of the MACD.")] = 50
+    stc_cycle: Annotated[
+        int, Field(ge=2, le=100, description="Schaff trend cycle: lookback of both stochastic passes.")
+    ] = 10
+    stc_smooth: Annotated[
+        int, Field(ge=1, le=50, description="Schaff trend cycle: EMA period smoothing each stochastic pass.")
+    ] = 3
+    stc_low: Annotated[float, Field(gt=0, lt=50, description="Schaff trend cycle: BUY below this level.")] = 25.0
+    stc_high: Annotated[float, Field(gt=50, lt=100, description="Schaff trend cycle: SELL above this level.")] = 75.0
+    trix_period: Annotated[int, Field(ge=2, le=100, description="TRIX: period of each of the three EMAs.")] = 15
+    trix_signal: Annotated[int, Field(ge=2, le=100, description="TRIX signal line: EMA period of the TRIX.")] = 9
+    coppock_long: Annotated[int, Field(ge=2, le=200, description="Coppock curve: the longer rate of change.")] = 14
+    coppock_short: Annotated[int, Field(ge=1, le=200, description="Coppock curve: the shorter rate of change.")] = 11
+    coppock_wma: Annotated[int, Field(ge=2, le=200, description="Coppock curve: WMA period of the summed ROCs.")] = 10
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OscillatorsParams:
+        if self.ao_fast >= self.ao_slow:
+            raise ValueError("ao_fast must be shorter than ao_slow")
+        if self.stc_fast >= self.stc_slow:
+            raise ValueError("stc_fast must be shorter than stc_slow")
+        return self
+
+
+# --- indicators TA-Lib lacks ---------------------------------------------------------------------
+
+
+def trough(a: F64, level: float, *, above: bool, strict: bool) -> Bool:
+    """The previous bar was a trough on one side of ``level``: ``a[t-1]`` above (``above``) or below
+    ``level``, ``a[t-1] < a[t-2]`` (``<=`` unless ``strict``) and ``a[t] > a[t-1]``."""
+    out = np.zeros(a.shape, dtype=np.bool_)
+    a0, a1, a2 = a[2:], a[1:-1], a[:-2]
+    out[2:] = ((a1 > level) if above else (a1 < level)) & ((a1 < a2) if strict else (a1 <= a2)) & (a0 > a1)
+    return out
+
+
+def peak(a: F64, level: float, *, above: bool, strict: bool) -> Bool:
+    """The previous bar was a peak on one side of ``level``: the mirror of :func:`trough`."""
+    out = np.zeros(a.shape, dtype=np.bool_)
+    a0, a1, a2 = a[2:], a[1:-1], a[:-2]
+    out[2:] = ((a1 > level) if above else (a1 < level)) & ((a1 > a2) if strict else (a1 >= a2)) & (a0 < a1)
+    return out
+
+
+def cross_up(a: F64, b: F64 | float) -> Bool:
+    """``a`` crosses above ``b`` on this bar: ``a[t-1] <= b[t-1]`` and ``a[t] > b[t]`` (``b`` an array or a level)."""
+    out = np.zeros(a.shape, dtype=np.bool_)
+    if isinstance(b, np.ndarray):
+        out[1:] = (a[:-1] <= b[:-1]) & (a[1:] > b[1:])
+    else:
+        out[1:] = (a[:-1] <= b) & (a[1:] > b)
+    return out
+
+
+def cross_down(a: F64, b: F64 | float) -> Bool:
+    """``a`` crosses below ``b`` on this bar: ``a[t-1] >= b[t-1]`` and ``a[t] < b[t]`` (``b`` an array or a level)."""
+    out = np.zeros(a.shape, dtype=np.bool_)
+    if isinstance(b, np.ndarray):
+        out[1:] = (a[:-1] >= b[:-1]) & (a[1:] < b[1:])
+    else:
+        out[1:] = (a[:-1] >= b) & (a[1:] < b)
+    return out
+
+
+def awesome_oscillator(high: F64, low: F64, fast: int = 5, slow: int = 34) -> F64:
+    """Bill Williams' AO: SMA(fast) - SMA(slow) of the median price (high + low) / 2."""
+    median = (high + low) * 0.5
+    return talib.SMA(median, fast) - talib.SMA(median, slow)  # type: ignore[no-any-return]
+
+
+def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]:
+    """(VI+, VI-): sum(|high - previous low|) and sum(|low - previous high|) over ``period`` bars, each
+    divided by the sum of the true range over the same bars."""
+    vmp = np.empty_like(high)
+    vmm = np.empty_like(high)
+    vmp[0] = vmm[0] = np.nan
+    np.abs(high[1:] - low[:-1], out=vmp[1:])
+    np.abs(low[1:] - high[:-1], out=vmm[1:])
+    tr = talib.SUM(talib.TRANGE(high, low, close), period)
+    return talib.SUM(vmp, period) / tr, talib.SUM(vmm, period) / tr
+
+
+def chande_momentum(close: F64, period: int = 9) -> F64:
+    """Chande's momentum oscillator as he defined it: 100 x (Su - Sd) / (Su + Sd), with Su and Sd the
+    plain sums of the up and down close-to-close moves over the last ``period`` bars (NaN if there was
+    no move). TA-Lib's ``CMO`` Wilder-smooths the moves instead (it equals 2 x RSI - 100)."""
+    d = np.empty_like(close)
+    d[0] = np.nan
+    np.subtract(close[1:], close[:-1], out=d[1:])
+    up = talib.SUM(np.maximum(d, 0.0), period)
+    total = talib.SUM(np.abs(d), period)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: F64 = 100.0 * (2.0 * up - total) / total
+    out[total <= 0] = np.nan
+    return out
+
+
+def kst(close: F64, signal: int = 9) -> tuple[F64, F64]:
+    """(KST, signal): Pring's Know Sure Thing, sum of w_i x SMA(ROC(close, r_i), s_i) with
+    r = 10/15/20/30, s = 10/10/10/15, w = 1/2/3/4 (ROC in percent); the signal is its SMA(``signal``)."""
+    k = np.zeros_like(close)
+    for r, s, w in zip(KST_ROC, KST_SMA, KST_WEIGHTS, strict=True):
+        k += w * talib.SMA(talib.ROC(close, r), s)
+    return k, talib.SMA(k, signal)
+
+
+def stochastic(x: F64, cycle: int) -> F64:
+    """100 x (x - lowest) / (highest - lowest) over the last ``cycle`` values; where that range is zero, the
+    previous value (50 if there is none yet). Leading NaNs stay NaN."""
+    lo = talib.MIN(x, cycle)
+    rng = talib.MAX(x, cycle) - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k: F64 = 100.0 * (x - lo) / rng
+    flat = rng == 0
+    if flat.any():
+        # no range: the stochastic is undefined; carry its last defined value (50 if it never had one),
+        # which keeps the EMA chain that follows free of NaN
+        idx = np.where(flat | np.isnan(rng), -1, np.arange(len(k)))
+        np.maximum.accumulate(idx, out=idx)
+        k = np.where(flat, np.where(idx >= 0, k[idx], 50.0), k)
+    return k
+
+
+def schaff_trend_cycle(
+    close: F64, fast: int = 23, slow: int = 50, cycle: int = 10, smooth: int = 3, macd: F64 | None = None
+) -> F64:
+    """Schaff trend cycle, 0..100: the MACD (EMA fast - EMA slow) through a stochastic over ``cycle``
+    bars, EMA(``smooth``), a second stochastic over ``cycle`` bars, EMA(``smooth``). Where a
+    stochastic's range is zero it keeps its previous value (50 if it never had one)."""
+    m = talib.EMA(close, fast) - talib.EMA(close, slow) if macd is None else macd
+    d = stochastic(m, cycle)
+    if smooth > 1:
+        d = talib.EMA(d, smooth)
+    d = stochastic(d, cycle)
+    return talib.EMA(d, smooth) if smooth > 1 else d  # type: ignore[no-any-return]
+
+
+def coppock(close: F64, long: int = 14, short: int = 11, wma: int = 10) -> F64:
+    """Coppock curve: WMA(``wma``) of ROC(long) + ROC(short), ROC in percent."""
+    return talib.WMA(talib.ROC(close, long) + talib.ROC(close, short), wma)  # type: ignore[no-any-return]
+
+
+def oscillators_warmup(p: OscillatorsParams) -> int:
+    """Bars before every sub-indicator can vote on the last bar (the longest lookback, plus the bars a
+    crossing or turn compares against)."""
+    kst_first = max(r + s - 1 for r, s in zip(KST_ROC, KST_SMA, strict=True)) + p.kst_signal - 1
+    return max(
+        p.ao_slow + 2,  # saucer reads AO two bars back
+        p.aroon_period + 1,
+        p.vortex_period + 1,
+        p.cmo_period + 1,
+        kst_first + 2,
+        p.stc_slow + 2 * (p.stc_cycle - 1) + 2 * (p.stc_smooth - 1) + 1,  # STC first value, plus the 50-cross
+        3 * (p.trix_period - 1) + p.trix_signal + 2,  # TRIX first value + its EMA signal, plus the crossing
+        max(p.coppock_long, p.coppock_short) + p.coppock_wma + 2,  # the turn reads two bars back
+    )
+
+
+def oscillators_window(p: OscillatorsParams) -> int:
+    """Live window: warm-up plus the bars the slowest EMA (the STC's slow MACD leg) needs to forget its
+    seed below ~1e-11, i.e. SETTLE_BARS scaled from period 30 to ``stc_slow``."""
+    return oscillators_warmup(p) + max(SETTLE_BARS, math.ceil(SETTLE_BARS * (p.stc_slow + 1) / 31))
+
+
+# --- sub-votes and composite --------------------------------------------------------------------
+
+
+def oscillator_votes(c: Context, p: OscillatorsParams) -> dict[str, I8]:
+    """The eight named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
+    h, lo, close = c.high, c.low, c.close
+
+    ao = c.cached(("awesome_oscillator", p.ao_fast, p.ao_slow), lambda: awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
+    # saucer: a dip above zero turning back up (all three bars above zero), or the mirror below zero
+    saucer_up = trough(ao, 0.0, above=True, strict=True)
+    saucer_down = peak(ao, 0.0, above=False, strict=True)
+    v_ao = combine.vote(cross_up(ao, 0.0) | saucer_up, cross_down(ao, 0.0) | saucer_down)
+
+    aroon = c.cached(("aroonosc", p.aroon_period), lambda: talib.AROONOSC(h, lo, p.aroon_period))
+    v_aroon = combine.vote(aroon > p.aroon_level, aroon < -p.aroon_level)
+
+    vip, vim = c.cached(("vortex", p.vortex_period), lambda: vortex(h, lo, close, p.vortex_period))
+    v_vortex = combine.vote((vip > vim) & (vip > p.vortex_level), (vim > vip) & (vim > p.vortex_level))
+
+    cmo = c.cached(("chande_momentum", p.cmo_period), lambda: chande_momentum(close, p.cmo_period))
+    v_cmo = combine.vote(cmo > p.cmo_level, cmo < -p.cmo_level)
+
+    k, ks = c.cached(("kst", p.kst_signal), lambda: kst(close, p.kst_signal))
+    v_kst = combine.vote(cross_up(k, ks), cross_down(k, ks))
+
+    stc = c.cached(
+        ("schaff", p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth),
+        lambda: schaff_trend_cycle(
+            close, p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth, macd=c.ema(p.stc_fast) - c.ema(p.stc_slow)
+        ),
+    )
+    v_stc = combine.vote((stc < p.stc_low) | cross_up(stc, 50.0), (stc > p.stc_high) | cross_down(stc, 50.0))
+
+    trix = c.cached(("trix", p.trix_period), lambda: talib.TRIX(close, p.trix_period))
+    trix_sig = c.cached(("trix_signal", p.trix_period, p.trix_signal), lambda: talib.EMA(trix, p.trix_signal))
+    v_trix = combine.vote(
+        cross_up(trix, 0.0) | cross_up(trix, trix_sig), cross_down(trix, 0.0) | cross_down(trix, trix_sig)
+    )
+
+    cop = c.cached(
+        ("coppock", p.coppock_long, p.coppock_short, p.coppock_wma),
+        lambda: coppock(close, p.coppock_long, p.coppock_short, p.coppock_wma),
+    )
+    v_cop = combine.vote(trough(cop, 0.0, above=False, strict=False), peak(cop, 0.0, above=True, strict=False))
+
+    return {
+        "awesome": v_ao,
+        "aroon": v_aroon,
+        "vortex": v_vortex,
+        "chande": v_cmo,
+        "kst": v_kst,
+        "schaff": v_stc,
+        "trix": v_trix,
+        "coppock": v_cop,
+    }
+
+
+def oscillators(c: Context, p: OscillatorsParams) -> SignalOutput:
+    """Eight momentum oscillators, each voting BUY, SELL or HOLD on every bar:
+
+    - **awesome**: Awesome Oscillator AO = SMA5 - SMA34 of the median price (high + low) / 2. BUY when AO
+      crosses above zero (previous bar <= 0, this bar > 0) or on a bullish saucer (three bars above zero,
+      the middle one lower than the first and the last higher than the middle); SELL on the mirror
+      (crossing below zero, or a bearish saucer below zero).
+    - **aroon**: Aroon oscillator (25) above +50 BUY, below -50 SELL.
+    - **vortex**: Vortex (14): BUY if VI+ > VI- and VI+ > 1.0, SELL if VI- > VI+ and VI- > 1.0.
+    - **chande**: Chande momentum oscillator (9), Chande's plain-sum form 100 x (up moves - down moves) /
+      (up moves + down moves) over the last 9 closes (not TA-Lib's Wilder-smoothed CMO). Momentum-style:
+      above +50 BUY, below -50 SELL.
+    - **kst**: Pring's KST (ROC 10/15/20/30 smoothed by SMA 10/10/10/15, weights 1/2/3/4) crossing its
+      9-bar SMA signal line: up BUY, down SELL.
+    - **schaff**: Schaff trend cycle (MACD 23/50, two stochastic passes over 10 bars, each EMA(3)-smoothed):
+      below 25 BUY, above 75 SELL; also BUY when it crosses up through 50 and SELL when it crosses down
+      through 50.
+    - **trix**: TRIX (15, TA-Lib: one-bar percent change of a triple EMA) crossing zero or its EMA(9) signal
+      line: an upward crossing of either BUY, a downward crossing of either SELL (both at once: HOLD).
+    - **coppock**: Coppock curve WMA10(ROC14 + ROC11) turning: BUY when the previous bar was a trough below
+      zero (below zero, not above the bar before it) and the curve now rises; SELL when the previous bar was
+      a peak above zero and the curve now falls.
+
+    Combining (majority): BUY if the BUY votes outnumber both the SELL votes and the HOLD votes (SELL
+    likewise); otherwise HOLD. Confidence = winning votes / (BUY + SELL votes).
+    """
+    return combine.majority(list(oscillator_votes(c, p).values()))
+
+
+OSCILLATORS = SignalSpec(
+    name="oscillators",
+    family="composite",
+    params_model=OscillatorsParams,
+    compute=oscillators,
+    warmup=oscillators_warmup,
+    window=oscillators_window,
+    summary="Majority of 8 oscillators: Awesome, Aroon, Vortex, Chande, KST, Schaff, TRIX, Coppock",
+)
+
+SIGNALS: tuple[SignalSpec, ...] = (OSCILLATORS,)

@@ -1,0 +1,138 @@
+"""The ``volatility_sig`` composite (SEED-SPEC §2.3): six volatility breakout rules folded by majority vote.
+
+TA-Lib provides BBANDS, SMA, EMA, ATR, STDDEV, MAX and MIN; Keltner and Donchian channels are
+assembled from them here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import talib
+from pydantic import Field
+
+from pia.signals import combine
+from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
+
+
+class VolatilityParams(Params):
+    bb_period: Annotated[int, Field(ge=2, le=400, description="Bollinger band SMA period.")] = 20
+    bb_dev: Annotated[float, Field(gt=0, le=10, description="Bollinger band width in standard deviations.")] = 2.0
+    squeeze_ratio: Annotated[
+        float, Field(gt=0, lt=1, description="A squeeze is a band width below this fraction of its mean width.")
+    ] = 0.5
+    squeeze_mean: Annotated[int, Field(ge=2, le=1000, description="Bars in the mean band width.")] = 120
+    atr_period: Annotated[int, Field(ge=2, le=200, description="ATR period of the ATR expansion rule.")] = 14
+    atr_mean: Annotated[int, Field(ge=2, le=400, description="SMA period the ATR is compared with.")] = 20
+    atr_ratio: Annotated[
+        float, Field(gt=1, le=10, description="ATR above this multiple of its SMA is an expansion.")
+    ] = 1.5
+    kc_ema: Annotated[int, Field(ge=2, le=400, description="Keltner channel middle line EMA period.")] = 20
+    kc_atr: Annotated[int, Field(ge=2, le=200, description="Keltner channel ATR period.")] = 10
+    kc_mult: Annotated[float, Field(gt=0, le=10, description="Keltner channel half-width in ATRs.")] = 1.5
+    rv_period: Annotated[int, Field(ge=2, le=400, description="Bars of log returns in the realised volatility.")] = 20
+    rv_change: Annotated[int, Field(ge=1, le=100, description="Bars over which the realised volatility must rise.")] = 5
+    donchian: Annotated[int, Field(ge=2, le=400, description="Donchian channel period.")] = 20
+
+
+def keltner(ema: F64, atr: F64, mult: float) -> tuple[F64, F64]:
+    """(upper, lower) Keltner channel: EMA ± ``mult`` × ATR."""
+    return ema + mult * atr, ema - mult * atr
+
+
+def donchian_prev(high: F64, low: F64, period: int) -> tuple[F64, F64]:
+    """(upper, lower) of the previous bar's Donchian channel: the high/low extremes of bars t-period..t-1."""
+    hi = talib.MAX(high, timeperiod=period)
+    lo = talib.MIN(low, timeperiod=period)
+    up = np.full_like(hi, np.nan)
+    dn = np.full_like(lo, np.nan)
+    up[1:] = hi[:-1]
+    dn[1:] = lo[:-1]
+    return up, dn
+
+
+def realised_vol(close: F64, period: int) -> F64:
+    """Population standard deviation of the last ``period`` log returns (not annualised)."""
+    r = np.full_like(close, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r[1:] = np.log(close[1:] / close[:-1])
+    out: F64 = talib.STDDEV(r, timeperiod=period, nbdev=1.0)
+    return out
+
+
+def volatility_votes(c: Context, p: VolatilityParams) -> dict[str, I8]:
+    close = c.close
+    upper, middle, lower = c.bbands(p.bb_period, p.bb_dev)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        width = (upper - lower) / middle
+    squeeze = width < p.squeeze_ratio * talib.SMA(width, timeperiod=p.squeeze_mean)
+    release = c.prev(squeeze.astype(np.float64)) == 1.0
+    release &= ~squeeze
+    above_bb, below_bb = close > upper, close < lower
+
+    atr = c.atr(p.atr_period)
+    expanding = atr > p.atr_ratio * talib.SMA(atr, timeperiod=p.atr_mean)
+    up_bar, down_bar = close > c.open, close < c.open
+
+    kc_up, kc_dn = keltner(c.ema(p.kc_ema), c.atr(p.kc_atr), p.kc_mult)
+
+    rv = c.cached(("realised_vol", p.rv_period), lambda: realised_vol(close, p.rv_period))
+    rising = rv > c.prev(rv, p.rv_change)
+    past = c.prev(close, p.rv_change)
+
+    dc_up, dc_dn = c.cached(("donchian_prev", p.donchian), lambda: donchian_prev(c.high, c.low, p.donchian))
+    return {
+        "bb_squeeze": combine.vote(release & above_bb, release & below_bb),
+        "bb_breakout": combine.vote(above_bb, below_bb),
+        "atr_expansion": combine.vote(expanding & up_bar, expanding & down_bar),
+        "keltner": combine.vote(close > kc_up, close < kc_dn),
+        "realised_vol": combine.vote(rising & (close > past), rising & (close < past)),
+        "donchian": combine.vote(close > dc_up, close < dc_dn),
+    }
+
+
+def volatility_sig(c: Context, p: VolatilityParams) -> SignalOutput:
+    """Volatility breakouts: six sub-indicators each vote BUY, SELL or abstain on every bar.
+
+    - Bollinger squeeze release: the band width (upper - lower) / middle of BB(20, 2) is in a squeeze
+      when below 0.5 × its 120-bar mean; on the first bar out of a squeeze, BUY if the close is above
+      the upper band, SELL if below the lower band.
+    - Bollinger breakout: BUY when the close is above the upper band of BB(20, 2), SELL when below
+      the lower band.
+    - ATR expansion: when ATR(14) > 1.5 × its 20-bar SMA, vote the direction of the bar (BUY if it
+      closed above its open, SELL if below).
+    - Keltner breakout: BUY when the close is above EMA20 + 1.5 × ATR10, SELL when below
+      EMA20 - 1.5 × ATR10.
+    - Realised volatility: when the standard deviation of the last 20 log returns is higher than 5
+      bars earlier, vote the direction of the close over those 5 bars (BUY up, SELL down).
+    - Donchian breakout: BUY when the close is above the previous bar's 20-bar channel (the highest
+      high of the 20 bars before this one), SELL when below its lowest low.
+
+    Combining (majority): BUY only if the BUY votes outnumber both the SELL votes and the abstentions
+    (SELL likewise); a BUY/SELL tie holds. Confidence = winning votes / (BUY + SELL votes).
+    """
+    return combine.majority(list(volatility_votes(c, p).values()))
+
+
+def _volatility_warmup(p: VolatilityParams) -> int:
+    return max(
+        p.bb_period + p.squeeze_mean,  # the mean width, then the previous bar for the release
+        p.atr_period + p.atr_mean,
+        p.kc_ema,
+        p.kc_atr + 1,
+        p.rv_period + 1 + p.rv_change,
+        p.donchian + 1,
+    )
+
+
+VOLATILITY_SIG = SignalSpec(
+    name="volatility_sig",
+    family="composite",
+    params_model=VolatilityParams,
+    compute=volatility_sig,
+    warmup=_volatility_warmup,
+    summary="Volatility majority of 6: BB squeeze release, BB, ATR expansion, Keltner, realised vol, Donchian",
+)
+
+SIGNALS: tuple[SignalSpec, ...] = (VOLATILITY_SIG,)

@@ -1,0 +1,165 @@
+"""The ``volume_flow`` composite (SEED-SPEC §2.3): six volume-weighted flow measures folded by majority vote.
+
+OBV and the accumulation/distribution line are running totals whose level depends on where the
+series starts; only their distance from their own moving average is used, and that distance is
+computed from the last bars' increments (:func:`cumulative_minus_sma`), so a live window gives the
+same value as the full history. The original's VWAP was cumulative over its 100-bar window; here it
+is a rolling ``vwap_period``-bar VWAP (default 100, which is what the original saw at its last bar).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+import talib
+from pydantic import Field, model_validator
+
+from pia.signals import combine
+from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
+
+
+class VolumeFlowParams(Params):
+    obv_period: Annotated[int, Field(ge=2, le=400, description="SMA period that OBV is compared with.")] = 20
+    vwap_period: Annotated[int, Field(ge=2, le=2000, description="Bars in the rolling VWAP.")] = 100
+    ad_period: Annotated[
+        int, Field(ge=2, le=400, description="SMA period that the accumulation/distribution line is compared with.")
+    ] = 20
+    cmf_period: Annotated[int, Field(ge=2, le=400, description="Chaikin money flow period.")] = 20
+    cmf_bound: Annotated[float, Field(gt=0, lt=1, description="CMF above +bound votes BUY, below -bound SELL.")] = 0.05
+    mfi_period: Annotated[int, Field(ge=2, le=200, description="Money flow index period.")] = 14
+    mfi_low: Annotated[float, Field(gt=0, lt=100, description="MFI below this votes BUY.")] = 20.0
+    mfi_high: Annotated[float, Field(gt=0, lt=100, description="MFI above this votes SELL.")] = 80.0
+    vrsi_period: Annotated[int, Field(ge=2, le=200, description="RSI period of the volume series.")] = 14
+    vrsi_level: Annotated[
+        float, Field(gt=0, lt=100, description="Volume RSI above this votes in the direction of the bar.")
+    ] = 70.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VolumeFlowParams:
+        if self.mfi_low >= self.mfi_high:
+            raise ValueError("mfi_low must be below mfi_high")
+        return self
+
+
+def rolling_sum(a: F64, n: int) -> F64:
+    """Sum of the last ``n`` values at each bar (NaN for the first ``n - 1``).
+
+    Each window is summed on its own (not as a running total), so a bar's value does not depend on
+    how far back the series starts and a stretch of zeros sums to exactly zero.
+    """
+    out: F64 = np.convolve(a, np.ones(n))[: len(a)]
+    out[: n - 1] = np.nan
+    return out
+
+
+def cumulative_minus_sma(increments: F64, n: int) -> F64:
+    """``X - SMA(n)(X)`` for the running total ``X`` of ``increments``, from the last ``n - 1`` increments only.
+
+    ``X[t] - mean(X[t-n+1..t]) = sum_{k=1..n-1} (k / n) * increments[t-n+1+k]``: the starting level of
+    the running total cancels. NaN for the first ``n - 1`` bars, as for TA-Lib's SMA of the total.
+    """
+    weights = np.arange(n - 1, 0, -1, dtype=np.float64) / n  # newest increment weighs (n-1)/n
+    out: F64 = np.convolve(increments, weights)[: len(increments)]
+    out[: n - 1] = np.nan
+    return out
+
+
+def obv_increments(close: F64, volume: F64) -> F64:
+    """On-balance volume per bar: +volume on an up close, -volume on a down close, 0 otherwise (0 on bar 0)."""
+    d = np.zeros_like(close)
+    d[1:] = np.sign(close[1:] - close[:-1]) * volume[1:]
+    return d
+
+
+def money_flow_volume(high: F64, low: F64, close: F64, volume: F64) -> F64:
+    """Accumulation/distribution per bar: ((close - low) - (high - close)) / (high - low) × volume, 0 if high == low."""
+    rng = high - low
+    with np.errstate(invalid="ignore", divide="ignore"):
+        clv = np.where(rng > 0, ((close - low) - (high - close)) / rng, 0.0)
+    out: F64 = clv * volume
+    return out
+
+
+def money_flow_index(high: F64, low: F64, close: F64, volume: F64, period: int) -> F64:
+    """MFI: 100 × positive flow / (positive + negative flow) over ``period`` bars; NaN when there is no flow.
+
+    Flow = typical price (h + l + c) / 3 × volume, positive when the typical price rose from the previous
+    bar, negative when it fell. Equal to TA-Lib's ``MFI`` except where the total flow is below 1.0,
+    which TA-Lib reports as 0 (a false "oversold" on low-priced or thinly traded instruments).
+    """
+    tp = (high + low + close) / 3.0
+    flow = tp * volume
+    change = np.zeros_like(tp)
+    change[1:] = tp[1:] - tp[:-1]
+    pos = rolling_sum(np.where(change > 0, flow, 0.0), period)
+    neg = rolling_sum(np.where(change < 0, flow, 0.0), period)
+    total = pos + neg
+    pos[:period] = np.nan  # the first bar has no previous typical price
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out: F64 = np.where(total > 0, 100.0 * pos / total, np.nan)
+    return out
+
+
+def volume_flow_votes(c: Context, p: VolumeFlowParams) -> dict[str, I8]:
+    close, high, low, volume = c.close, c.high, c.low, c.volume
+    obv_gap = c.cached(
+        ("obv_minus_sma", p.obv_period), lambda: cumulative_minus_sma(obv_increments(close, volume), p.obv_period)
+    )
+    mfv = c.cached(("money_flow_volume",), lambda: money_flow_volume(high, low, close, volume))
+    ad_gap = c.cached(("ad_minus_sma", p.ad_period), lambda: cumulative_minus_sma(mfv, p.ad_period))
+    tp = (high + low + close) / 3.0
+    vol_sum = talib.SUM(volume, timeperiod=p.vwap_period)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vwap = talib.SUM(tp * volume, timeperiod=p.vwap_period) / vol_sum
+        cmf = talib.SUM(mfv, timeperiod=p.cmf_period) / talib.SUM(volume, timeperiod=p.cmf_period)
+    mfi = c.cached(("mfi", p.mfi_period), lambda: money_flow_index(high, low, close, volume, p.mfi_period))
+    vrsi = c.cached(("volume_rsi", p.vrsi_period), lambda: talib.RSI(volume, timeperiod=p.vrsi_period))
+    loud = vrsi > p.vrsi_level
+    return {
+        "obv": combine.vote(obv_gap > 0, obv_gap < 0),
+        "vwap": combine.vote(close > vwap, close < vwap),
+        "ad_line": combine.vote(ad_gap > 0, ad_gap < 0),
+        "cmf": combine.vote(cmf > p.cmf_bound, cmf < -p.cmf_bound),
+        "mfi": combine.vote(mfi < p.mfi_low, mfi > p.mfi_high),
+        "volume_rsi": combine.vote(loud & (close > c.open), loud & (close < c.open)),
+    }
+
+
+def volume_flow(c: Context, p: VolumeFlowParams) -> SignalOutput:
+    """Volume flow: six volume-weighted sub-indicators each vote BUY, SELL or abstain on every bar.
+
+    - OBV vs its 20-bar SMA: BUY when on-balance volume is above its SMA, SELL when below.
+    - Close vs VWAP: BUY when the close is above the rolling 100-bar VWAP (typical price
+      (h + l + c) / 3 weighted by volume), SELL when below. The original used a VWAP cumulative over
+      its 100-bar window, which at the last bar is the same 100-bar VWAP.
+    - A/D line vs its 20-bar SMA: BUY when the accumulation/distribution line is above its SMA,
+      SELL when below.
+    - Chaikin money flow (20): BUY above 0.05, SELL below -0.05.
+    - Money flow index (14): BUY below 20, SELL above 80 (contrarian); no flow at all abstains.
+    - Volume RSI (14), the RSI of the volume series: above 70, vote the direction of the bar (BUY if
+      it closed above its open, SELL if below).
+
+    OBV and A/D are compared with their SMA through their last 19 increments, so the result does not
+    depend on where the series starts.
+
+    Combining (majority): BUY only if the BUY votes outnumber both the SELL votes and the abstentions
+    (SELL likewise); a BUY/SELL tie holds. Confidence = winning votes / (BUY + SELL votes).
+    """
+    return combine.majority(list(volume_flow_votes(c, p).values()))
+
+
+def _volume_flow_warmup(p: VolumeFlowParams) -> int:
+    return max(p.obv_period, p.vwap_period, p.ad_period, p.cmf_period, p.mfi_period + 1, p.vrsi_period + 1)
+
+
+VOLUME_FLOW = SignalSpec(
+    name="volume_flow",
+    family="composite",
+    params_model=VolumeFlowParams,
+    compute=volume_flow,
+    warmup=_volume_flow_warmup,
+    summary="Volume-flow majority of 6: OBV and A/D vs their SMA20, close vs VWAP100, CMF, MFI, volume RSI",
+)
+
+SIGNALS: tuple[SignalSpec, ...] = (VOLUME_FLOW,)
