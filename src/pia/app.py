@@ -40,6 +40,7 @@ from pia.signals.worker import SignalWorker
 from pia.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
+SCHEDULE_WARN_DAYS = 30
 
 
 class Component(Protocol):
@@ -134,6 +135,28 @@ class App:
         self.request_stop(name)
 
     # ------------------------------------------------------------------------------ running
+    def _warn_about_schedules(self) -> None:
+        """The shipped economic schedules are dated: say when one has run out or soon will (SEED-SPEC §10)."""
+        from pia.signals.schedules import SCHEDULE_SIGNALS, default_schedules
+
+        users = [n for n in self.settings.config.signals.enabled if n in SCHEDULE_SIGNALS]
+        if not users:
+            return
+        schedules = default_schedules()
+        now = datetime.fromtimestamp(self.clock.now_ns() / 1e9, UTC)
+        for kind in schedules.kinds():
+            left = schedules.days_left(kind, now)
+            if left < 0:
+                log.warning(
+                    "economic schedule has run out; signals abstain on its events",
+                    extra={"schedule": kind, "valid_until": str(schedules.runs_out(kind)), "signals": users},
+                )
+            elif left <= SCHEDULE_WARN_DAYS:
+                log.warning(
+                    "economic schedule runs out soon; add the publisher's next dates",
+                    extra={"schedule": kind, "valid_until": str(schedules.runs_out(kind)), "days_left": left},
+                )
+
     async def run(self, duration: float | None = None, *, handle_signals: bool = False) -> RunSummary:
         loop = asyncio.get_running_loop()
         if handle_signals:
@@ -149,6 +172,7 @@ class App:
                 "data_dir": str(self.settings.data_dir),
             },
         )
+        self._warn_about_schedules()
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if self._live is not None:

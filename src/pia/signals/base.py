@@ -188,9 +188,16 @@ def hold(n: int) -> SignalOutput:
 def from_masks(buy: Bool, sell: Bool, conf: F64 | float) -> SignalOutput:
     """Actions from boolean masks (NaN comparisons are False, so warm-up bars HOLD).
 
-    A bar that is both BUY and SELL holds. Confidence is clipped to [0, 1] and zero where HOLD.
+    A bar that is both BUY and SELL holds. Confidence is clipped to [0, 1], NaN becomes 0, and it is
+    0 where HOLD.
     """
-    action = buy.astype(np.int8) - sell.astype(np.int8)
-    c = np.broadcast_to(np.asarray(conf, dtype=np.float64), action.shape)
-    confidence = np.where(action != 0, np.clip(np.nan_to_num(c), 0.0, 1.0), 0.0)
+    action = np.subtract(buy, sell, dtype=np.int8)
+    active = action != 0
+    if isinstance(conf, float | int):
+        v = float(conf)
+        v = 0.0 if v != v else min(max(v, 0.0), 1.0)
+        return SignalOutput(action, active * v)
+    confidence = np.where(active, conf, 0.0)
+    np.clip(confidence, 0.0, 1.0, out=confidence)
+    confidence[np.isnan(confidence)] = 0.0
     return SignalOutput(action, confidence)

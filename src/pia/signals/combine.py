@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from pia.signals.base import I8, Bool, SignalOutput, from_masks
 
@@ -26,37 +27,39 @@ def vote(buy: Bool, sell: Bool) -> I8:
     return buy.astype(np.int8) - sell.astype(np.int8)
 
 
-def _counts(subs: Sequence[I8]) -> tuple[np.ndarray, np.ndarray, int]:
+def _counts(subs: Sequence[I8]) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16], int]:
+    """Per bar: net = B - S and active = B + S (votes are -1, 0, +1), and k, the number of sub-indicators."""
     if not subs:
         raise ValueError("a composite needs at least one sub-indicator")
     m = np.vstack(subs)
-    return (m == 1).sum(axis=0), (m == -1).sum(axis=0), m.shape[0]
+    net = np.add.reduce(m, axis=0, dtype=np.int16)
+    active = np.add.reduce(m * m, axis=0, dtype=np.int16)
+    return net, active, m.shape[0]
 
 
 def majority(subs: Sequence[I8]) -> SignalOutput:
-    b, s, k = _counts(subs)
-    h = k - b - s
-    buy = (b > s) & (b > h)
-    sell = (s > b) & (s > h)
-    active = np.maximum(b + s, 1)
-    return from_masks(buy, sell, np.maximum(b, s) / active)
+    net, active, k = _counts(subs)
+    win = (active + np.abs(net)) >> 1  # max(B, S)
+    beats_hold = win > k - active
+    return from_masks((net > 0) & beats_hold, (net < 0) & beats_hold, win / np.maximum(active, 1))
 
 
 def majority_of_all(subs: Sequence[I8]) -> SignalOutput:
-    b, s, k = _counts(subs)
-    h = k - b - s
-    buy = (b > s) & (b > h)
-    sell = (s > b) & (s > h)
-    return from_masks(buy, sell, np.maximum(b, s) / k)
+    net, active, k = _counts(subs)
+    win = (active + np.abs(net)) >> 1
+    beats_hold = win > k - active
+    return from_masks((net > 0) & beats_hold, (net < 0) & beats_hold, win / k)
 
 
 def pattern_count(subs: Sequence[I8], per_pattern: float = 0.25) -> SignalOutput:
-    b, s, _ = _counts(subs)
-    return from_masks(b > s, s > b, per_pattern * np.maximum(b, s))
+    net, active, _ = _counts(subs)
+    win = (active + np.abs(net)) >> 1
+    return from_masks(net > 0, net < 0, np.multiply(win, per_pattern, dtype=np.float64))
 
 
 def calendar_rule(subs: Sequence[I8], min_votes: int = 2, cap: float = 0.6) -> SignalOutput:
-    b, s, _ = _counts(subs)
-    active = np.maximum(b + s, 1)
-    conf = np.minimum(np.maximum(b, s) / active, cap)
-    return from_masks((b >= min_votes) & (b > s), (s >= min_votes) & (s > b), conf)
+    net, active, _ = _counts(subs)
+    win = (active + np.abs(net)) >> 1
+    enough = win >= min_votes
+    conf = np.minimum(win / np.maximum(active, 1), cap)
+    return from_masks((net > 0) & enough, (net < 0) & enough, conf)

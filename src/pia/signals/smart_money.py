@@ -78,16 +78,17 @@ def last_two(flag: Bool, value: F64, memory: int) -> tuple[F64, F64]:
 
 
 def last_before(flag: Bool, memory: int) -> npt.NDArray[np.int64]:
-    """At every bar t, the index of the last flagged bar in t - memory + 1 .. t - 1, else ``len(flag)``.
+    """At every bar t, the index of the last flagged bar in t - memory + 1 .. t - 1, else ``n`` (none).
 
-    The ``len(flag)`` sentinel reads NaN through :func:`gather`.
+    ``flag`` is ``(n,)`` or ``(m, n)`` (m flag series at once, bars along the last axis). The sentinel
+    ``n`` reads NaN through :func:`gather`.
     """
-    n = len(flag)
+    n = flag.shape[-1]
     t = np.arange(n)
-    idx = np.maximum.accumulate(np.where(flag, t, -memory - 1))
-    out = np.empty(n, dtype=np.int64)
-    out[0] = n
-    out[1:] = idx[:-1]
+    idx = np.maximum.accumulate(np.where(flag, t, -memory - 1), axis=-1)
+    out = np.empty(flag.shape, dtype=np.int64)
+    out[..., 0] = n
+    out[..., 1:] = idx[..., :-1]
     return np.where(t - out < memory, out, n)
 
 
@@ -113,28 +114,26 @@ def smart_money_votes(c: Context, p: SmartMoneyParams) -> dict[str, I8]:
     bos = combine.vote(close > last_sh, close < last_sl)
     choch = combine.vote((last_sh < prev_sh) & (close > last_sh), (last_sl > prev_sl) & (close < last_sl))
 
-    # fair-value gaps: a three-candle gap on bar j between bar j-2 and bar j
-    h2, l2 = c.prev(h, 2), c.prev(low, 2)
-    bull_gap = low > h2  # zone [h2, low]
-    bear_gap = h < l2  # zone [h, l2]
-    ib = last_before(bull_gap, p.memory)
-    ie = last_before(bear_gap, p.memory)
-    fvg = combine.vote(
-        (low <= gather(low, ib)) & (close >= gather(h2, ib)),
-        (h >= gather(h, ie)) & (close <= gather(l2, ie)),
-    )
-
     sweep_f = p.sweep_pct / 100.0
     sweep = combine.vote(
         (low < last_sl * (1.0 - sweep_f)) & (close > last_sl),
         (h > last_sh * (1.0 + sweep_f)) & (close < last_sh),
     )
 
+    # fair-value gaps: a three-candle gap on bar j between bar j-2 and bar j
+    h2, l2 = c.prev(h, 2), c.prev(low, 2)
+    bull_gap = low > h2  # zone [h2, low]
+    bear_gap = h < l2  # zone [h, l2]
+    # zone candles: demand = a big green candle (zone low .. open), supply = a big red one (zone open .. high)
     body = close - o
     avg_body = c.prev(c.cached(("sma_body", p.body_period), lambda: talib.SMA(np.abs(body), timeperiod=p.body_period)))
     big = np.abs(body) > p.zone_body * avg_body
-    idm = last_before(big & (body > 0), p.memory)  # demand zone [low, open] of a big green candle
-    isp = last_before(big & (body < 0), p.memory)  # supply zone [open, high] of a big red candle
+    # the latest of each kind before each bar, within memory
+    ib, ie, idm, isp = last_before(np.vstack((bull_gap, bear_gap, big & (body > 0), big & (body < 0))), p.memory)
+    fvg = combine.vote(
+        (low <= gather(low, ib)) & (close >= gather(h2, ib)),
+        (h >= gather(h, ie)) & (close <= gather(l2, ie)),
+    )
     zones = combine.vote(
         (low <= gather(o, idm)) & (close >= gather(low, idm)),
         (h >= gather(o, isp)) & (close <= gather(h, isp)),
@@ -147,8 +146,10 @@ def smart_money(c: Context, p: SmartMoneyParams) -> SignalOutput:
 
     Swings: bar j is a swing high when its high is strictly above the highs of the k = 2 bars before
     and the k bars after it (`k`); a swing low mirrors this with lows. A swing is known only on bar
-    j + k (its confirmation), and is used for the next 100 bars (`memory`) from then. "Last" swing high
-    / low at bar t = the most recently confirmed one still in memory; "previous" = the one before it.
+    j + k (its confirmation bar u) and counts on bars u .. u + 99 (`memory` = 100 bars; a gap or zone
+    candle on bar j counts on bars j + 1 .. j + 99): SEED looked over its whole 100-bar frame, a
+    fixed memory keeps live and history votes equal. "Last" swing high / low at bar t = the most
+    recently confirmed one still counting; "previous" = the one confirmed before it, if still counting.
 
     - Break of structure: the close above the last swing high: BUY; below the last swing low: SELL.
     - Change of character: the last swing high is below the previous one (a falling sequence of highs)

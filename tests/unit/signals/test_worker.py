@@ -16,6 +16,7 @@ from pia.signals.registry import REGISTRY, ResolvedSignal
 from pia.signals.worker import SignalWorker
 
 TF = Timeframe(label="Now", interval="15m", window=100)
+THREE = SignalsConfig(enabled=("rsi", "macd", "ema"))
 STEP = 15 * MINUTE
 
 
@@ -56,7 +57,7 @@ def bar_event(i: int, close: float = 100.0) -> BarClosed:
 
 async def test_failing_signal_is_skipped_counted_then_disabled_others_unaffected() -> None:
     bus = Bus(1000)
-    signals = (*REGISTRY.resolve(SignalsConfig()), BOOM)
+    signals = (*REGISTRY.resolve(THREE), BOOM)
     worker = SignalWorker(bus, FakeClock(), [TF], signals, max_consecutive_failures=3)
     out = bus.subscribe(topics.signals(), "test")
     health = bus.subscribe(topics.signal_health(), "test")
@@ -78,7 +79,7 @@ async def test_failing_signal_is_skipped_counted_then_disabled_others_unaffected
 
 async def test_duplicate_and_old_bars_do_not_recompute() -> None:
     bus = Bus(1000)
-    worker = SignalWorker(bus, FakeClock(), [TF], REGISTRY.resolve(SignalsConfig()))
+    worker = SignalWorker(bus, FakeClock(), [TF], REGISTRY.resolve(THREE))
     out = bus.subscribe(topics.signals(), "test")
     await worker.on_history(
         HistoryLoaded(ts_event=0, ts_recv=0, symbol="X", interval="15m", bars=history(60), source="t")
@@ -96,7 +97,7 @@ async def test_duplicate_and_old_bars_do_not_recompute() -> None:
 
 async def test_votes_start_at_the_shortest_warmup_and_longer_signals_abstain_until_theirs() -> None:
     bus = Bus(1000)
-    worker = SignalWorker(bus, FakeClock(), [TF], REGISTRY.resolve(SignalsConfig()))
+    worker = SignalWorker(bus, FakeClock(), [TF], REGISTRY.resolve(THREE))
     out = bus.subscribe(topics.signals(), "test")
     await worker.on_history(
         HistoryLoaded(ts_event=0, ts_recv=0, symbol="X", interval="15m", bars=history(14), source="t")
@@ -167,7 +168,7 @@ async def test_inputs_come_from_feed_events_and_signals_run_only_for_their_asset
 
 async def test_signals_computed_carries_the_regime_of_the_bar() -> None:
     bus = Bus(1000)
-    worker = SignalWorker(bus, FakeClock(), [TF], REGISTRY.resolve(SignalsConfig()), asset_classes={"X": "crypto"})
+    worker = SignalWorker(bus, FakeClock(), [TF], REGISTRY.resolve(THREE), asset_classes={"X": "crypto"})
     out = bus.subscribe(topics.signals(), "test")
     climb = history(60)
     climb["close"] = climb["open"] = np.linspace(100, 140, 60)
@@ -181,6 +182,6 @@ async def test_signals_computed_carries_the_regime_of_the_bar() -> None:
 
 
 async def test_window_holds_the_longest_signal_window() -> None:
-    worker = SignalWorker(Bus(10), FakeClock(), [TF], REGISTRY.resolve(SignalsConfig()))
+    worker = SignalWorker(Bus(10), FakeClock(), [TF], REGISTRY.resolve(THREE))
     assert TF.window == 100
-    assert worker.window_capacity(TF) == max(s.window for s in REGISTRY.resolve(SignalsConfig()))
+    assert worker.window_capacity(TF) == max(s.window for s in REGISTRY.resolve(THREE))
