@@ -21,6 +21,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
 import aiohttp
@@ -144,7 +145,7 @@ class App:
             return
         schedules = default_schedules()
         now = datetime.fromtimestamp(self.clock.now_ns() / 1e9, UTC)
-        for kind in schedules.kinds():
+        for kind in schedules.kinds:
             left = schedules.days_left(kind, now)
             if left < 0:
                 log.warning(

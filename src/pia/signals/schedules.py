@@ -35,6 +35,9 @@ from pia.signals.base import F64, Bool
 
 I64 = npt.NDArray[np.int64]
 
+SCHEDULE_SIGNALS = frozenset({"calendar", "econ_calendar", "macro_regime"})
+"""The signals that read these schedules (they abstain on events a run-out schedule cannot tell)."""
+
 UNKNOWN = np.iinfo(np.int64).min
 """What :meth:`Schedules.next_event_ns` / :meth:`Schedules.prev_event_ns` return where the schedule
 does not know the answer (outside its span, or the next event lies past ``valid_until``)."""
