@@ -229,7 +229,7 @@ def bench_signals_live(bars_n: int = 3000) -> dict[str, Any]:
         for b in history[:cap]:
             worker._window("BTC-USD", tf).append(b)
         for b in history[cap:]:
-            ev = BarClosed(ts_event=b.open_time + 15 * MINUTE, ts_recv=0, bar=b)
+            ev = BarClosed(ts_event=b.open_time + 15 * MINUTE, ts_recv=0, bar=b, source="bench")
             t = time.perf_counter_ns()
             await worker.on_bar(ev)
             t1 = time.perf_counter_ns()

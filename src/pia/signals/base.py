@@ -130,9 +130,37 @@ class Context:
     def prev(self, a: F64, k: int = 1) -> F64:
         """``a`` shifted ``k`` bars later (NaN for the first ``k``): the previous bar's value at each bar."""
         out = np.empty_like(a, dtype=np.float64)
+        k = min(k, len(a))
         out[:k] = np.nan
-        out[k:] = a[: len(a) - k] if k else a
+        out[k:] = a[: len(a) - k]
         return out
+
+
+WINDOW_BUCKETS = (32, 128, 256, 512)
+"""Live evaluation groups signals by window length: each signal sees the newest ``bucket`` bars, the
+smallest bucket that covers its window (capped at the longest window). Short-window signals then skip
+the work of a long window, and signals in one bucket still share their indicator memo."""
+
+
+def window_bucket(window: int, longest: int) -> int:
+    for b in WINDOW_BUCKETS:
+        if window <= b:
+            return min(b, longest)
+    return longest
+
+
+def tail_ohlcv(o: Ohlcv, n: int) -> Ohlcv:
+    """Views of the newest ``n`` bars (no copy)."""
+    if n >= len(o.close):
+        return o
+    return Ohlcv(o.open_time[-n:], o.open[-n:], o.high[-n:], o.low[-n:], o.close[-n:], o.volume[-n:])
+
+
+def tail_inputs(x: Inputs, n: int) -> Inputs:
+    """The inputs of the newest ``n`` bars (views; absent inputs stay absent)."""
+    if x is NO_INPUTS:
+        return x
+    return Inputs(*[a if a is None or len(a) <= n else a[-n:] for a in x])
 
 
 class SignalOutput(NamedTuple):

@@ -43,7 +43,7 @@ from pia.events import (
 )
 from pia.instruments import Timeframe
 from pia.intervals import parse_interval
-from pia.signals.base import NO_INPUTS, Context, Inputs
+from pia.signals.base import NO_INPUTS, SETTLE_BARS, Context, Inputs, tail_inputs, tail_ohlcv, window_bucket
 from pia.signals.regime import detect_regime
 from pia.signals.registry import ResolvedSignal
 from pia.signals.window import BarWindow
@@ -83,7 +83,7 @@ class SignalWorker:
         self._by_interval = {tf.interval: tf for tf in timeframes}
         self._signals = tuple(signals)
         self._asset_classes = dict(asset_classes or {})
-        self._by_class: dict[str, tuple[ResolvedSignal, ...]] = {}
+        self._by_class: dict[str, tuple[tuple[ResolvedSignal, int], ...]] = {}
         self._min_bars = max(2, min((s.warmup for s in self._signals), default=2))
         self._capacity = max((s.window for s in self._signals), default=2)
         self._needs = frozenset(i for s in self._signals for i in s.spec.inputs)
@@ -130,11 +130,14 @@ class SignalWorker:
         """The timeframe's configured window, or longer when a signal needs more bars to converge."""
         return max(tf.window, self._capacity)
 
-    def signals_for(self, asset_class: str) -> tuple[ResolvedSignal, ...]:
+    def signals_for(self, asset_class: str) -> tuple[tuple[ResolvedSignal, int], ...]:
+        """The signals that apply to ``asset_class``, in order, each with the window bucket it runs on."""
         found = self._by_class.get(asset_class)
         if found is None:
             found = self._by_class[asset_class] = tuple(
-                s for s in self._signals if not asset_class or asset_class in s.spec.asset_classes
+                (s, window_bucket(s.window, self._capacity))
+                for s in self._signals
+                if not asset_class or asset_class in s.spec.asset_classes
             )
         return found
 
@@ -190,9 +193,19 @@ class SignalWorker:
         if len(win) < self._min_bars:
             return
         asset_class = self._asset_classes.get(symbol, "")
-        ctx = Context(win.view(), self._inputs(symbol, asset_class, len(win)))
+        view = win.view()
+        inputs = self._inputs(symbol, asset_class, len(win))
+        contexts: dict[int, Context] = {}
+
+        def context(bucket: int) -> Context:
+            ctx = contexts.get(bucket)
+            if ctx is None:
+                n = min(bucket, len(view.close))
+                ctx = contexts[bucket] = Context(tail_ohlcv(view, n), tail_inputs(inputs, n))
+            return ctx
+
         votes = []
-        for sig in self.signals_for(asset_class):
+        for sig, bucket in self.signals_for(asset_class):
             key = (sig.name, symbol, tf.label)
             health = self._health.get(key)
             if health is None:
@@ -200,7 +213,7 @@ class SignalWorker:
             if health.disabled:
                 continue
             try:
-                out = sig.compute(ctx)
+                out = sig.compute(context(bucket))
                 action = int(out.action[-1])
                 confidence = float(out.confidence[-1])
             except Exception as exc:  # the plugin boundary: signal code only
@@ -209,7 +222,7 @@ class SignalWorker:
             health.consecutive = 0
             votes.append(Vote(signal=sig.name, action=Action(action), confidence=confidence))
         self.stats.evaluations += 1
-        reading = detect_regime(ctx, asset_class)
+        reading = detect_regime(context(window_bucket(SETTLE_BARS + 21, self._capacity)), asset_class)
         await self._bus.publish(
             topics.signals(),
             SignalsComputed(

@@ -111,3 +111,14 @@ def test_all_signals_live_equal_vectorised_on_generated_series(seed: int, vol: f
     fg = np.clip(50 + np.cumsum(np.random.default_rng(seed).normal(0, 8, len(o.close))), 0, 100)
     for sig in ALL:
         assert_live_matches_vectorised(sig, o, Inputs(fear_greed=fg), start=window)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 10, 24, 30, 60])
+def test_short_histories_abstain_without_errors(n: int) -> None:
+    """A young listing, or a 1M timeframe with two years of data: every signal copes with few bars.
+
+    (A composite may vote before its warm-up: its shorter sub-indicators are ready before the longest.)
+    """
+    o = random_ohlcv(11, n)
+    for sig in ALL:
+        assert_valid_output(sig.compute(Context(o)), n)
