@@ -8,7 +8,7 @@ Indicators TA-Lib lacks are small public functions here (``heikin_ashi_candles``
 from __future__ import annotations
 
 import math
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import talib
@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from pia.signals import combine
 from pia.signals.base import F64, I8, SETTLE_BARS, Bool, Context, Params, SignalOutput, SignalSpec
 
+_SMA: Any = talib.MA_Type.SMA  # type: ignore[attr-defined]
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 """The MACD of the Elder impulse system."""
 
@@ -84,7 +85,10 @@ def heikin_ashi_candles(open_: F64, high: F64, low: F64, close: F64) -> HeikinAs
     x[3:] = ha_close[:-1]
     ha_open = talib.EMA(x, 3)[2:] if n else np.empty(0)
     return HeikinAshi(
-        ha_open, np.maximum(high, np.maximum(ha_open, ha_close)), np.minimum(low, np.minimum(ha_open, ha_close)), ha_close
+        ha_open,
+        np.maximum(high, np.maximum(ha_open, ha_close)),
+        np.minimum(low, np.minimum(ha_open, ha_close)),
+        ha_close,
     )
 
 
@@ -99,14 +103,12 @@ def smma(x: F64, period: int) -> F64:
     pad = np.empty(n + period - 1)
     pad[: period - 1] = x[:period].mean()
     pad[period - 1 :] = x
-    return talib.EMA(pad, 2 * period - 1)[period - 1 :]  # type: ignore[no-any-return]
+    return talib.EMA(pad, 2 * period - 1)[period - 1 :]
 
 
 def hull_ma(close: F64, period: int) -> F64:
     """Hull moving average: WMA(2 x WMA(period // 2) - WMA(period), floor(sqrt(period)))."""
-    return talib.WMA(  # type: ignore[no-any-return]
-        2.0 * talib.WMA(close, period // 2) - talib.WMA(close, period), math.isqrt(period)
-    )
+    return talib.WMA(2.0 * talib.WMA(close, period // 2) - talib.WMA(close, period), math.isqrt(period))
 
 
 def ttm_squeeze(
@@ -129,7 +131,7 @@ def ttm_squeeze(
 
     ``bands``: the (upper, middle, lower) Bollinger bands if already computed.
     """
-    upper, mid, _ = bands if bands is not None else talib.BBANDS(close, period, bb_dev, bb_dev, 0)
+    upper, mid, _ = bands if bands is not None else talib.BBANDS(close, period, bb_dev, bb_dev, _SMA)
     half_bb = upper - mid
     half_kc = kc_mult * talib.SMA(talib.TRANGE(high, low, close), period)
     on = half_bb < half_kc
@@ -154,11 +156,19 @@ def heikin_ashi_warmup(p: HeikinAshiParams) -> int:
 
 def heikin_ashi_window(p: HeikinAshiParams) -> int:
     """Live window: warm-up plus SETTLE_BARS for the recursive parts to forget their seeds (the HA open
-    forgets by half a bar; the Alligator SMMAs, EMA13 and MACD 12/26/9 all settle within 400 bars)."""
+    halves its seed's weight every bar; the Alligator SMMAs, EMA13 and MACD 12/26/9 settle within 400 bars)."""
     return heikin_ashi_warmup(p) + SETTLE_BARS
 
 
 # --- sub-votes and composite --------------------------------------------------------------------
+
+
+def _ago(a: F64, k: int) -> F64:
+    """``a`` as of ``k`` bars ago (NaN for the first ``k`` bars)."""
+    out = np.full_like(a, np.nan)
+    if k < len(a):
+        out[k:] = a[: len(a) - k]
+    return out
 
 
 def _run(mask: Bool, k: int) -> Bool:
@@ -198,9 +208,9 @@ def heikin_ashi_votes(c: Context, p: HeikinAshiParams) -> dict[str, I8]:
     v_hull = combine.vote(fast > slow, fast < slow)
 
     median = c.cached(("median_price",), lambda: (h + lo) * 0.5)
-    jaw = c.prev(c.cached(("smma_median", p.jaw), lambda: smma(median, p.jaw)), p.jaw_shift)
-    teeth = c.prev(c.cached(("smma_median", p.teeth), lambda: smma(median, p.teeth)), p.teeth_shift)
-    lips = c.prev(c.cached(("smma_median", p.lips), lambda: smma(median, p.lips)), p.lips_shift)
+    jaw = _ago(c.cached(("smma_median", p.jaw), lambda: smma(median, p.jaw)), p.jaw_shift)
+    teeth = _ago(c.cached(("smma_median", p.teeth), lambda: smma(median, p.teeth)), p.teeth_shift)
+    lips = _ago(c.cached(("smma_median", p.lips), lambda: smma(median, p.lips)), p.lips_shift)
     v_alligator = combine.vote((lips > teeth) & (teeth > jaw), (lips < teeth) & (teeth < jaw))
 
     ema = c.ema(p.impulse_ema)
@@ -238,7 +248,8 @@ def heikin_ashi_votes(c: Context, p: HeikinAshiParams) -> dict[str, I8]:
 
 
 def heikin_ashi(c: Context, p: HeikinAshiParams) -> SignalOutput:
-    """Heikin-Ashi candles and six trend tools, each voting BUY, SELL or HOLD on every bar.
+    """Heikin-Ashi candles and six trend tools, each voting BUY, SELL or HOLD on every bar (the
+    numbers below are the default parameters).
 
     HA candles: close = (O + H + L + C) / 4; open = (previous HA open + previous HA close) / 2, seeded
     with (O + C) / 2 on the first bar; high = max(H, HA open, HA close); low = min(L, HA open, HA close).
@@ -273,7 +284,7 @@ HEIKIN_ASHI = SignalSpec(
     compute=heikin_ashi,
     warmup=heikin_ashi_warmup,
     window=heikin_ashi_window,
-    summary="Majority of all 7: Heikin-Ashi runs, doji, colour change, Hull 9/21, Alligator, Elder impulse, TTM squeeze",
+    summary="Majority of all 7: Heikin-Ashi run, doji, colour change, Hull 9/21, Alligator, Elder impulse, TTM squeeze",
 )
 
 SIGNALS: tuple[SignalSpec, ...] = (HEIKIN_ASHI,)

@@ -130,7 +130,8 @@ def mean_reversion_votes(c: Context, p: MeanReversionParams) -> dict[str, I8]:
 
 
 def mean_reversion(c: Context, p: MeanReversionParams) -> SignalOutput:
-    """Seven short-horizon mean-reversion rules (contrarian), each voting BUY, SELL or HOLD on every bar:
+    """Seven short-horizon mean-reversion rules (contrarian), each voting BUY, SELL or HOLD on every bar (the numbers
+    below are the default parameters):
 
     - **rsi_fast**: RSI(2) below 10 BUY, above 90 SELL.
     - **rsi_slow**: RSI(3) below 15 BUY, above 85 SELL.

@@ -147,7 +147,8 @@ def momentum_factor_votes(c: Context, p: MomentumFactorsParams) -> dict[str, I8]
 
 
 def momentum_factors(c: Context, p: MomentumFactorsParams) -> SignalOutput:
-    """Seven price-momentum factors, each voting BUY, SELL or HOLD on every bar:
+    """Seven price-momentum factors, each voting BUY, SELL or HOLD on every bar (the numbers
+    below are the default parameters):
 
     - **time_series_momentum** ("12-1"): the return from 240 bars ago to 20 bars ago (the latest 20
       bars skipped): positive BUY, negative SELL.

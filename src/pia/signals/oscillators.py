@@ -109,7 +109,7 @@ def cross_down(a: F64, b: F64 | float) -> Bool:
 def awesome_oscillator(high: F64, low: F64, fast: int = 5, slow: int = 34) -> F64:
     """Bill Williams' AO: SMA(fast) - SMA(slow) of the median price (high + low) / 2."""
     median = (high + low) * 0.5
-    return talib.SMA(median, fast) - talib.SMA(median, slow)  # type: ignore[no-any-return]
+    return talib.SMA(median, fast) - talib.SMA(median, slow)
 
 
 def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]:
@@ -117,7 +117,7 @@ def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]
     divided by the sum of the true range over the same bars."""
     vmp = np.empty_like(high)
     vmm = np.empty_like(high)
-    vmp[0] = vmm[0] = np.nan
+    vmp[:1] = vmm[:1] = np.nan
     np.abs(high[1:] - low[:-1], out=vmp[1:])
     np.abs(low[1:] - high[:-1], out=vmm[1:])
     tr = talib.SUM(talib.TRANGE(high, low, close), period)
@@ -129,7 +129,7 @@ def chande_momentum(close: F64, period: int = 9) -> F64:
     plain sums of the up and down close-to-close moves over the last ``period`` bars (NaN if there was
     no move). TA-Lib's ``CMO`` Wilder-smooths the moves instead (it equals 2 x RSI - 100)."""
     d = np.empty_like(close)
-    d[0] = np.nan
+    d[:1] = np.nan
     np.subtract(close[1:], close[:-1], out=d[1:])
     up = talib.SUM(np.maximum(d, 0.0), period)
     total = talib.SUM(np.abs(d), period)
@@ -176,12 +176,12 @@ def schaff_trend_cycle(
     if smooth > 1:
         d = talib.EMA(d, smooth)
     d = stochastic(d, cycle)
-    return talib.EMA(d, smooth) if smooth > 1 else d  # type: ignore[no-any-return]
+    return talib.EMA(d, smooth) if smooth > 1 else d
 
 
 def coppock(close: F64, long: int = 14, short: int = 11, wma: int = 10) -> F64:
     """Coppock curve: WMA(``wma``) of ROC(long) + ROC(short), ROC in percent."""
-    return talib.WMA(talib.ROC(close, long) + talib.ROC(close, short), wma)  # type: ignore[no-any-return]
+    return talib.WMA(talib.ROC(close, long) + talib.ROC(close, short), wma)
 
 
 def oscillators_warmup(p: OscillatorsParams) -> int:
@@ -264,7 +264,8 @@ def oscillator_votes(c: Context, p: OscillatorsParams) -> dict[str, I8]:
 
 
 def oscillators(c: Context, p: OscillatorsParams) -> SignalOutput:
-    """Eight momentum oscillators, each voting BUY, SELL or HOLD on every bar:
+    """Eight momentum oscillators, each voting BUY, SELL or HOLD on every bar (the numbers
+    below are the default parameters):
 
     - **awesome**: Awesome Oscillator AO = SMA5 - SMA34 of the median price (high + low) / 2. BUY when AO
       crosses above zero (previous bar <= 0, this bar > 0) or on a bullish saucer (three bars above zero,
@@ -277,9 +278,9 @@ def oscillators(c: Context, p: OscillatorsParams) -> SignalOutput:
       above +50 BUY, below -50 SELL.
     - **kst**: Pring's KST (ROC 10/15/20/30 smoothed by SMA 10/10/10/15, weights 1/2/3/4) crossing its
       9-bar SMA signal line: up BUY, down SELL.
-    - **schaff**: Schaff trend cycle (MACD 23/50, two stochastic passes over 10 bars, each EMA(3)-smoothed):
-      below 25 BUY, above 75 SELL; also BUY when it crosses up through 50 and SELL when it crosses down
-      through 50.
+    - **schaff**: Schaff trend cycle (MACD = EMA23 - EMA50 through two stochastic passes over 10 bars, each
+      EMA(3)-smoothed; a pass with no range keeps its previous value): below 25 BUY, above 75 SELL
+      (contrarian levels); also BUY when it crosses up through 50 and SELL when it crosses down through 50.
     - **trix**: TRIX (15, TA-Lib: one-bar percent change of a triple EMA) crossing zero or its EMA(9) signal
       line: an upward crossing of either BUY, a downward crossing of either SELL (both at once: HOLD).
     - **coppock**: Coppock curve WMA10(ROC14 + ROC11) turning: BUY when the previous bar was a trough below

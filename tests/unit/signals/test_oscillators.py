@@ -89,7 +89,7 @@ def test_indicators_match_ta_on_real_candles(shared_data: Path) -> None:
         stc_ta = ta.trend.STCIndicator(c, window_slow=50, window_fast=23, cycle=10, smooth1=3, smooth2=3).stc()
         got_stc = schaff_trend_cycle(o.close, 23, 50, 10, 3)
         np.testing.assert_allclose(got_stc[1000:], stc_ta.to_numpy()[1000:], atol=1e-5)
-        assert 0 <= np.nanmin(got_stc) and np.nanmax(got_stc) <= 100
+        assert np.nanmin(got_stc) >= 0 and np.nanmax(got_stc) <= 100
 
 
 def test_chande_momentum_is_the_plain_sum_form_worked_by_hand() -> None:
@@ -124,7 +124,9 @@ def test_stochastic_keeps_its_value_where_the_range_is_zero() -> None:
     # t=3: [1 3 2] -> 50; t=4: [3 2 2] -> 0; t=5, 6: [2 2 2] no range -> keeps 0; t=7: [2 2 5] -> 100
     np.testing.assert_array_equal(got, [nan, nan, nan, 50.0, 0.0, 0.0, 0.0, 100.0])
     # no range before any defined value: the midpoint
-    np.testing.assert_array_equal(stochastic(np.array([nan, 2.0, 2.0, 2.0, 2.0, 4.0]), 3), [nan] * 3 + [50.0] * 2 + [100.0])
+    np.testing.assert_array_equal(
+        stochastic(np.array([nan, 2.0, 2.0, 2.0, 2.0, 4.0]), 3), [nan] * 3 + [50.0] * 2 + [100.0]
+    )
 
 
 def test_warmup_is_the_longest_lookback() -> None:
@@ -229,7 +231,7 @@ def test_crafted_cycles_fire_the_crossing_and_turning_votes_once_per_cycle() -> 
     per_cycle = {"awesome": 1, "kst": 1, "coppock": 1, "trix": 2}
     for name, k in per_cycle.items():
         buys, sells = np.flatnonzero(v[name] == 1), np.flatnonzero(v[name] == -1)
-        assert len(buys) in (4 * k, 5 * k) and len(sells) in (4 * k, 5 * k), name
+        assert 4 * k - 1 <= len(buys) <= 5 * k and 4 * k - 1 <= len(sells) <= 5 * k, name
         # the same place in every cycle, and the SELLs half a cycle from the BUYs (the shape is symmetric)
         assert len(phases(name, 1)) == k, name
         assert phases(name, -1) == {(ph + 100) % 200 for ph in phases(name, 1)}, name
@@ -322,3 +324,10 @@ def test_votes_both_ways_on_real_candles(shared_data: Path) -> None:
         assert_valid_output(out, len(o.close))
         assert (out.action == 1).mean() > lo and (out.action == -1).mean() > lo
         assert (out.confidence[out.action != 0] > 0.5).all()
+
+
+def test_short_and_empty_histories_are_valid() -> None:
+    w = OSCILLATORS.warmup(OSCILLATORS.default_params())
+    for n in (0, 1, 2, 3, 5, w - 1, w, w + 1):
+        o = random_ohlcv(2, n) if n else Ohlcv(np.empty(0, np.int64), *(np.empty(0),) * 5)
+        assert_valid_output(OSCILLATORS.compute(Context(o), OSCILLATORS.default_params()), n)
