@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import talib
 
+from benchmarks.signals import bench_signals_history, bench_signals_live
 from pia import __version__, topics
 from pia.bus import Bus
 from pia.clock import LiveClock
@@ -30,10 +30,8 @@ from pia.feeds.base import BarArray, array_to_bars
 from pia.feeds.runner import FeedRunner
 from pia.instruments import AssetClass, Instrument, Timeframe, Venue
 from pia.intervals import MINUTE
-from pia.signals.base import Context
 from pia.signals.consensus import ConsensusActor
 from pia.signals.registry import REGISTRY
-from pia.signals.window import BarWindow
 from pia.signals.worker import SignalWorker
 from pia.testing.feeds import ArrayFeed
 
@@ -69,42 +67,6 @@ def timeit(fn: Callable[[], object], repeat: int) -> list[float]:
 
 
 # ------------------------------------------------------------------------------------------------
-def bench_signals_live() -> dict[str, Any]:
-    """Bar close -> every signal's vote for one (instrument, timeframe), window 500; vs raw TA-Lib."""
-    signals = REGISTRY.resolve(SignalsConfig())
-    bars = array_to_bars("X", "15m", random_bars(3500, 1, step=15 * MINUTE))
-    win = BarWindow(500)
-    for b in bars[:500]:
-        win.append(b)
-    ours: list[float] = []
-    raw: list[float] = []
-    for b in bars[500:]:
-        t = time.perf_counter_ns()
-        win.append(b)
-        view = win.view()
-        ctx = Context(view)
-        votes = [(s.name, int((o := s.compute(ctx)).action[-1]), float(o.confidence[-1])) for s in signals]
-        ours.append((time.perf_counter_ns() - t) / 1000)
-        c = view.close
-        t = time.perf_counter_ns()
-        talib.RSI(c, 14)
-        talib.MAX(c, 15)
-        talib.MIN(c, 15)
-        talib.MACD(c, 12, 26, 9)
-        talib.EMA(c, 9)
-        talib.EMA(c, 21)
-        raw.append((time.perf_counter_ns() - t) / 1000)
-        assert len(votes) == len(signals)
-    return {
-        "bars": len(ours),
-        "window": 500,
-        "signals": [s.name for s in signals],
-        "ours_us": {"p50": pct(ours, 50), "p99": pct(ours, 99)},
-        "raw_talib_us": {"p50": pct(raw, 50), "p99": pct(raw, 99)},
-        "ratio_p50": pct(ours, 50) / pct(raw, 50),
-    }
-
-
 def bench_bus() -> dict[str, Any]:
     """Events/s through the bus to one subscriber, vs a bare deque append+popleft (the limit)."""
     n = 200_000
@@ -177,7 +139,7 @@ def bench_aggregate() -> dict[str, Any]:
 
 def bench_replay_pipeline() -> dict[str, Any]:
     """1-minute bars end to end: feed runner (guard, aggregation) -> bus -> signal worker (7 timeframes,
-    3 signals) -> consensus, for 31 instruments. Target >= 10,000 one-minute bars/s."""
+    all 25 signals) -> consensus, for 31 instruments. Target >= 10,000 one-minute bars/s."""
     symbols = [f"S{i:02d}" for i in range(31)]
     instruments = [
         Instrument(symbol=s, asset_class=AssetClass.CRYPTO, venue=Venue.BINANCE_SPOT, venue_symbol=s, name=s)
@@ -201,20 +163,22 @@ def bench_replay_pipeline() -> dict[str, Any]:
     for i, s in enumerate(symbols):
         for tf in tfs:
             step = tf.candle.nominal_ns
-            history[(s, tf.interval)] = random_bars(499, 100 + i, start=tf.candle.floor(T0) - 499 * step, step=step)
+            history[(s, tf.interval)] = random_bars(800, 100 + i, start=tf.candle.floor(T0) - 800 * step, step=step)
 
     async def run() -> tuple[float, int, int]:
         clock = LiveClock()
         bus = Bus(8192)
-        worker = SignalWorker(bus, clock, tfs, REGISTRY.resolve(SignalsConfig()))
-        consensus = ConsensusActor(bus, clock, ConsensusConfig(), [t.label for t in tfs])
+        signals = REGISTRY.resolve(SignalsConfig())
+        worker = SignalWorker(bus, clock, tfs, signals, asset_classes=dict.fromkeys(symbols, "crypto"))
+        core = frozenset(s.name for s in signals if s.spec.core)
+        consensus = ConsensusActor(bus, clock, ConsensusConfig(), [t.label for t in tfs], core=core)
         runner = FeedRunner(ArrayFeed(instruments, data, history=history), bus, clock, [t.interval for t in tfs])
         t = time.perf_counter()
         async with asyncio.TaskGroup() as tg:
             w = tg.create_task(worker.run())
             c = tg.create_task(consensus.run())
             await runner.run()
-            for topic in (topics.bars(), topics.history(), topics.prices()):
+            for topic in (topics.bars(), topics.history(), topics.prices(), topics.fear_greed(), topics.funding()):
                 bus.close_topic(topic)
             await w
             bus.close_topic(topics.signals())
@@ -340,14 +304,18 @@ def main() -> int:
         "machine": platform.machine(),
         "cpus": __import__("os").cpu_count(),
     }
+    only = set(sys.argv[1:])
     for name, fn in [
         ("signals_live", bench_signals_live),
+        ("signals_history", bench_signals_history),
         ("bus", bench_bus),
         ("aggregate", bench_aggregate),
         ("replay_pipeline", bench_replay_pipeline),
         ("binance_ws", bench_binance_ws),
         ("store", bench_store),
     ]:
+        if only and name not in only:
+            continue
         sys.stderr.write(f"bench: {name} ...\n")
         t = time.perf_counter()
         results[name] = fn()
@@ -355,27 +323,42 @@ def main() -> int:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(results, indent=2, default=float) + "\n")
     s = results
-    print(
-        f"signals live p50 {s['signals_live']['ours_us']['p50']:.1f} us, p99 {s['signals_live']['ours_us']['p99']:.1f}"
-        f" us (raw TA-Lib p50 {s['signals_live']['raw_talib_us']['p50']:.1f} us, "
-        f"ratio {s['signals_live']['ratio_p50']:.2f}x)"
-    )
-    print(
-        f"bus {s['bus']['drop_oldest_publish_receive_per_s']:,.0f} ev/s drop-oldest, "
-        f"{s['bus']['back_pressure_with_consumer_task_per_s']:,.0f} ev/s back-pressure "
-        f"(raw deque {s['bus']['raw_deque_per_s']:,.0f}/s)"
-    )
-    print(
-        f"replay pipeline {s['replay_pipeline']['one_minute_bars_per_s']:,.0f} one-minute bars/s "
-        f"(target {s['replay_pipeline']['target_per_s']:,})"
-    )
-    ws = s["binance_ws"]
-    print(
-        f"binance ws {ws['parsed_and_published_per_s']:,.0f} klines/s parsed+published; frame->bus p50 "
-        f"{ws['frame_to_bus_us']['p50']:.1f} us p99 {ws['frame_to_bus_us']['p99']:.1f} us "
-        f"(raw orjson.loads p50 {ws['raw_orjson_loads_us']['p50']:.2f} us)"
-    )
-    print(f"store {s['store']['rows_per_s']:,.0f} rows/s")
+    if "signals_live" in s:
+        lv = s["signals_live"]
+        print(
+            f"signals live ({lv['signals']} signals, window {lv['window']}): bar -> SignalsComputed p50 "
+            f"{lv['bar_to_signals_us']['p50']:.0f} us, p99 {lv['bar_to_signals_us']['p99']:.0f} us (target p99 "
+            f"{lv['target_p99_us']} us); -> consensus p99 {lv['bar_to_consensus_us']['p99']:.0f} us; raw TA-Lib calls "
+            f"p50 {lv['raw_talib_us']['p50']:.0f} us ({lv['ratio_p50_vs_raw']:.2f}x)"
+        )
+    if "signals_history" in s:
+        h = s["signals_history"]
+        print(
+            f"signals history: {h['bars']:,} bars x {len(h['signals'])} signals in {h['ours_s']:.2f} s "
+            f"({h['ours_bars_per_s']:,} bars/s); raw TA-Lib calls {h['raw_talib_s']:.2f} s "
+            f"({h['ratio_vs_raw']:.2f}x, target {h['target_ratio_vs_raw']}x); ta (pandas) "
+            f"{h['ta_pandas']['speedup']:.0f}x slower (target {h['target_speedup']}x)"
+        )
+    if "bus" in s:
+        print(
+            f"bus {s['bus']['drop_oldest_publish_receive_per_s']:,.0f} ev/s drop-oldest, "
+            f"{s['bus']['back_pressure_with_consumer_task_per_s']:,.0f} ev/s back-pressure "
+            f"(raw deque {s['bus']['raw_deque_per_s']:,.0f}/s)"
+        )
+    if "replay_pipeline" in s:
+        print(
+            f"replay pipeline {s['replay_pipeline']['one_minute_bars_per_s']:,.0f} one-minute bars/s "
+            f"(target {s['replay_pipeline']['target_per_s']:,})"
+        )
+    if "binance_ws" in s:
+        ws = s["binance_ws"]
+        print(
+            f"binance ws {ws['parsed_and_published_per_s']:,.0f} klines/s parsed+published; frame->bus p50 "
+            f"{ws['frame_to_bus_us']['p50']:.1f} us p99 {ws['frame_to_bus_us']['p99']:.1f} us "
+            f"(raw orjson.loads p50 {ws['raw_orjson_loads_us']['p50']:.2f} us)"
+        )
+    if "store" in s:
+        print(f"store {s['store']['rows_per_s']:,.0f} rows/s")
     print(f"report: {REPORT}")
     return 0
 
