@@ -6,7 +6,7 @@ built here from the shared RSI and EMAs so that nothing is computed twice.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import talib
@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from pia.signals import combine
 from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
 
-_SMA = 0  # talib.MA_Type.SMA
+_SMA: Any = talib.MA_Type.SMA  # type: ignore[attr-defined]
 
 
 class MomentumParams(Params):
@@ -133,6 +133,8 @@ def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
 def momentum(c: Context, p: MomentumParams) -> SignalOutput:
     """Momentum oscillators: eight sub-indicators each vote BUY, SELL or abstain on every bar.
 
+    The numbers are the parameter defaults.
+
     - RSI(14) divergence over 14 bars, split into the newer 7 and the older 7: BUY (bullish) when
       the newer half's lowest close is below the older half's while its lowest RSI is above the older
       half's; SELL (bearish) when the newer highest close is above the older one while its highest RSI
@@ -151,8 +153,14 @@ def momentum(c: Context, p: MomentumParams) -> SignalOutput:
 
     Combining (majority): BUY only if the BUY votes outnumber both the SELL votes and the abstentions
     (SELL likewise); a BUY/SELL tie holds. Confidence = winning votes / (BUY + SELL votes).
+    No vote before the warm-up (35 bars: the PPO signal line on this bar and the one before),
+    even if enough faster sub-indicators agree.
     """
-    return combine.majority(list(momentum_votes(c, p).values()))
+    out = combine.majority(list(momentum_votes(c, p).values()))
+    early = _momentum_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
+    out.action[:early] = 0
+    out.confidence[:early] = 0.0
+    return out
 
 
 def _momentum_warmup(p: MomentumParams) -> int:

@@ -6,6 +6,7 @@ defined here (:func:`supertrend`, :func:`ichimoku_cloud`).
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated
 
 import numpy as np
@@ -43,7 +44,7 @@ class TrendParams(Params):
     def _ordered(self) -> TrendParams:
         if self.cross_fast >= self.cross_slow:
             raise ValueError("cross_fast must be shorter than cross_slow")
-        if any(a >= b for a, b in zip(self.ribbon, self.ribbon[1:], strict=False)) or self.ribbon[0] < 2:
+        if any(a >= b for a, b in pairwise(self.ribbon)) or self.ribbon[0] < 2:
             raise ValueError("ribbon periods must be >= 2 and strictly increasing")
         if self.ribbon[-1] > 800:
             raise ValueError("ribbon periods must be <= 800")
@@ -55,12 +56,13 @@ class TrendParams(Params):
 
 
 def supertrend(high: F64, low: F64, close: F64, period: int, mult: float, atr: F64 | None = None) -> I8:
-    """Supertrend direction per bar: +1 up, -1 down, 0 while the ATR warms up (TradingView definition).
+    """Supertrend direction per bar: +1 up, -1 down, 0 until known (TradingView's rules).
 
     Bands: ``hl2 ± mult × ATR(period)`` (Wilder ATR). The upper band only moves down (it resets to the
     basic band when the previous close was above it), the lower band only moves up (resets when the
     previous close was below it). A down trend turns up when the close rises above the upper band, an
-    up trend turns down when the close falls below the lower band. The first bar with an ATR starts down.
+    up trend turns down when the close falls below the lower band. The direction is unknown (0) from the
+    first bar with an ATR until the close first leaves the bands (TradingView seeds it "down" instead).
 
     The bands are a running minimum/maximum whose resets depend on the bands themselves, so this is
     an O(n) Python loop over plain floats (~60 µs for 600 bars); no TA-Lib or numpy primitive computes it.
@@ -77,7 +79,7 @@ def supertrend(high: F64, low: F64, close: F64, period: int, mult: float, atr: F
     ups: list[float] = (hl2 + band).tolist()
     los: list[float] = (hl2 - band).tolist()
     closes: list[float] = close[s:].tolist()
-    fu, fl, d, pc = ups[0], los[0], -1, closes[0]
+    fu, fl, d, pc = ups[0], los[0], 0, closes[0]
     dirs = [d]
     app = dirs.append
     for u, lo, c in zip(ups[1:], los[1:], closes[1:], strict=True):
@@ -88,8 +90,13 @@ def supertrend(high: F64, low: F64, close: F64, period: int, mult: float, atr: F
         if d > 0:
             if c < fl:
                 d = -1
+        elif d < 0:
+            if c > fu:
+                d = 1
         elif c > fu:
             d = 1
+        elif c < fl:
+            d = -1
         app(d)
         pc = c
     out[s:] = dirs
@@ -109,8 +116,9 @@ def ichimoku_cloud(high: F64, low: F64, tenkan: int, kijun: int, senkou: int) ->
     n = len(high)
     a = np.full(n, np.nan)
     b = np.full(n, np.nan)
-    a[kijun:] = span_a[: n - kijun]
-    b[kijun:] = span_b[: n - kijun]
+    if n > kijun:
+        a[kijun:] = span_a[: n - kijun]
+        b[kijun:] = span_b[: n - kijun]
     return a, b
 
 
@@ -121,7 +129,7 @@ def trend_votes(c: Context, p: TrendParams) -> dict[str, I8]:
     ribbon = [c.sma(k) for k in p.ribbon]
     up = np.ones(c.n, dtype=np.bool_)
     down = np.ones(c.n, dtype=np.bool_)
-    for shorter, longer in zip(ribbon, ribbon[1:], strict=False):
+    for shorter, longer in pairwise(ribbon):
         up &= shorter > longer
         down &= shorter < longer
     st = c.cached(
@@ -154,13 +162,17 @@ def trend_votes(c: Context, p: TrendParams) -> dict[str, I8]:
 def trend(c: Context, p: TrendParams) -> SignalOutput:
     """Trend following: seven sub-indicators each vote BUY, SELL or abstain on every bar.
 
+    The numbers are the parameter defaults.
+
     - Golden/death cross: BUY on the bar SMA50 crosses above SMA200 (at or below it on the previous
       bar, above it now), SELL on the bar it crosses below.
     - SMA ribbon: BUY when SMA10 > SMA20 > SMA50 > SMA100 > SMA200 strictly, SELL when strictly
       in the reverse order.
     - Price vs SMA200: BUY when the close is above SMA200, SELL when below.
-    - Supertrend(10, 3 × ATR10): BUY in an up trend, SELL in a down trend (bands hl2 ± 3 × Wilder
-      ATR10 that only ratchet towards price; the trend turns when the close crosses the opposite band).
+    - Supertrend(10, 3 × ATR10): BUY in an up trend, SELL in a down trend. Bands hl2 ± 3 × Wilder
+      ATR10 ratchet towards price (the upper band only moves down, the lower only up, until crossed);
+      a down trend turns up when the close rises above the upper band, an up trend turns down when it
+      falls below the lower band. Abstains until the close first leaves the bands.
     - Parabolic SAR (step 0.02, max 0.2): BUY when the SAR is below the close, SELL when above.
     - Ichimoku (9, 26, 52): BUY when the close is above the cloud, SELL when below it; the cloud at a
       bar is leading spans A and B computed 26 bars earlier (as plotted), so the vote is causal.
@@ -168,8 +180,14 @@ def trend(c: Context, p: TrendParams) -> SignalOutput:
 
     Combining (majority): BUY only if the BUY votes outnumber both the SELL votes and the abstentions
     (SELL likewise); a BUY/SELL tie holds. Confidence = winning votes / (BUY + SELL votes).
+    No vote before the warm-up (201 bars: SMA200 and the bar before it),
+    even if enough faster sub-indicators agree.
     """
-    return combine.majority(list(trend_votes(c, p).values()))
+    out = combine.majority(list(trend_votes(c, p).values()))
+    early = _trend_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
+    out.action[:early] = 0
+    out.confidence[:early] = 0.0
+    return out
 
 
 def _trend_warmup(p: TrendParams) -> int:

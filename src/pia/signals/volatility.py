@@ -95,6 +95,8 @@ def volatility_votes(c: Context, p: VolatilityParams) -> dict[str, I8]:
 def volatility_sig(c: Context, p: VolatilityParams) -> SignalOutput:
     """Volatility breakouts: six sub-indicators each vote BUY, SELL or abstain on every bar.
 
+    The numbers are the parameter defaults.
+
     - Bollinger squeeze release: the band width (upper - lower) / middle of BB(20, 2) is in a squeeze
       when below 0.5 × its 120-bar mean; on the first bar out of a squeeze, BUY if the close is above
       the upper band, SELL if below the lower band.
@@ -111,8 +113,14 @@ def volatility_sig(c: Context, p: VolatilityParams) -> SignalOutput:
 
     Combining (majority): BUY only if the BUY votes outnumber both the SELL votes and the abstentions
     (SELL likewise); a BUY/SELL tie holds. Confidence = winning votes / (BUY + SELL votes).
+    No vote before the warm-up (140 bars: the 120-bar mean band width and the bar before),
+    even if enough faster sub-indicators agree.
     """
-    return combine.majority(list(volatility_votes(c, p).values()))
+    out = combine.majority(list(volatility_votes(c, p).values()))
+    early = _volatility_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
+    out.action[:early] = 0
+    out.confidence[:early] = 0.0
+    return out
 
 
 def _volatility_warmup(p: VolatilityParams) -> int:

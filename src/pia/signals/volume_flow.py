@@ -48,6 +48,8 @@ def rolling_sum(a: F64, n: int) -> F64:
     Each window is summed on its own (not as a running total), so a bar's value does not depend on
     how far back the series starts and a stretch of zeros sums to exactly zero.
     """
+    if len(a) == 0:
+        return np.empty(0)
     out: F64 = np.convolve(a, np.ones(n))[: len(a)]
     out[: n - 1] = np.nan
     return out
@@ -59,6 +61,8 @@ def cumulative_minus_sma(increments: F64, n: int) -> F64:
     ``X[t] - mean(X[t-n+1..t]) = sum_{k=1..n-1} (k / n) * increments[t-n+1+k]``: the starting level of
     the running total cancels. NaN for the first ``n - 1`` bars, as for TA-Lib's SMA of the total.
     """
+    if len(increments) == 0:
+        return np.empty(0)
     weights = np.arange(n - 1, 0, -1, dtype=np.float64) / n  # newest increment weighs (n-1)/n
     out: F64 = np.convolve(increments, weights)[: len(increments)]
     out[: n - 1] = np.nan
@@ -85,8 +89,9 @@ def money_flow_index(high: F64, low: F64, close: F64, volume: F64, period: int) 
     """MFI: 100 × positive flow / (positive + negative flow) over ``period`` bars; NaN when there is no flow.
 
     Flow = typical price (h + l + c) / 3 × volume, positive when the typical price rose from the previous
-    bar, negative when it fell. Equal to TA-Lib's ``MFI`` except where the total flow is below 1.0,
-    which TA-Lib reports as 0 (a false "oversold" on low-priced or thinly traded instruments).
+    bar, negative when it fell, none when unchanged. Equal to TA-Lib's ``MFI`` (up to the rounding of
+    the typical price, which can decide whether it is "unchanged"), except that TA-Lib reports 0
+    ("oversold", a false BUY) when there is no flow at all.
     """
     tp = (high + low + close) / 3.0
     flow = tp * volume
@@ -129,6 +134,8 @@ def volume_flow_votes(c: Context, p: VolumeFlowParams) -> dict[str, I8]:
 def volume_flow(c: Context, p: VolumeFlowParams) -> SignalOutput:
     """Volume flow: six volume-weighted sub-indicators each vote BUY, SELL or abstain on every bar.
 
+    The numbers are the parameter defaults.
+
     - OBV vs its 20-bar SMA: BUY when on-balance volume is above its SMA, SELL when below.
     - Close vs VWAP: BUY when the close is above the rolling 100-bar VWAP (typical price
       (h + l + c) / 3 weighted by volume), SELL when below. The original used a VWAP cumulative over
@@ -145,8 +152,14 @@ def volume_flow(c: Context, p: VolumeFlowParams) -> SignalOutput:
 
     Combining (majority): BUY only if the BUY votes outnumber both the SELL votes and the abstentions
     (SELL likewise); a BUY/SELL tie holds. Confidence = winning votes / (BUY + SELL votes).
+    No vote before the warm-up (100 bars: the VWAP),
+    even if enough faster sub-indicators agree.
     """
-    return combine.majority(list(volume_flow_votes(c, p).values()))
+    out = combine.majority(list(volume_flow_votes(c, p).values()))
+    early = _volume_flow_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
+    out.action[:early] = 0
+    out.confidence[:early] = 0.0
+    return out
 
 
 def _volume_flow_warmup(p: VolumeFlowParams) -> int:

@@ -3,6 +3,7 @@ live window == vectorised history, and votes on real candles."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from pia.testing.signals import (
 )
 
 P = MomentumParams()
+W = MOMENTUM.warmup(P)
 
 
 def bars(close: np.ndarray, spread: float = 0.002) -> Ohlcv:
@@ -113,9 +115,7 @@ def test_sub_votes_follow_their_rules_on_real_candles(btc: Ohlcv) -> None:
         v["ppo"], vote((prev(line) <= prev(sig)) & (line > sig), (prev(line) >= prev(sig)) & (line < sig))
     )
     ema = talib.EMA(c, 13)
-    np.testing.assert_array_equal(
-        v["elder_power"], vote((h > ema) & (lo > ema), (h < ema) & (lo < ema))
-    )
+    np.testing.assert_array_equal(v["elder_power"], vote((h > ema) & (lo > ema), (h < ema) & (lo < ema)))
     for name, votes in v.items():  # every rule fires both ways, and abstains, on 4,000 real bars
         assert (votes == 1).any() and (votes == -1).any() and (votes == 0).any(), name
 
@@ -161,6 +161,9 @@ def test_composite_is_the_majority_of_the_sub_votes(btc: Ohlcv) -> None:
     m = np.vstack(list(momentum_votes(Context(btc), P).values()))
     b, s = (m == 1).sum(axis=0), (m == -1).sum(axis=0)
     h = 8 - b - s
+    w = MOMENTUM.warmup(P) - 1  # bars before the warm-up hold whatever the sub-votes say
+    assert (out.action[:w] == 0).all() and (out.confidence[:w] == 0).all()
+    b[:w] = s[:w] = h[:w] = 0
     np.testing.assert_array_equal(out.action == 1, (b > s) & (b > h))
     np.testing.assert_array_equal(out.action == -1, (s > b) & (s > h))
     voted = out.action != 0
@@ -191,6 +194,18 @@ def test_warmup_is_when_the_slowest_sub_indicator_can_first_vote() -> None:
     assert MOMENTUM.warmup(P) == 34 + 1
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 27, W - 1, W, W + 50])
+def test_short_histories_hold_until_the_warmup(n: int) -> None:
+    o = (
+        tail(random_ohlcv(7, 400, vol=0.03), n)
+        if n
+        else Ohlcv(*(np.zeros(0, dtype=t) for t in (np.int64,) + (float,) * 5))
+    )
+    out = momentum(Context(o), P)
+    assert_valid_output(out, n)
+    assert not out.action[: W - 1].any()
+
+
 # --- live == vectorised, and real candles ---------------------------------------------------------
 
 
@@ -214,8 +229,8 @@ def test_live_window_equals_vectorised_on_random_series(seed: int, vol: float) -
 
 
 @pytest.mark.parametrize("loader", [load_btc_5m, load_spy_daily])
-def test_votes_both_ways_on_real_candles(shared_data: Path, loader: object) -> None:
-    o = loader(shared_data)  # type: ignore[operator]
+def test_votes_both_ways_on_real_candles(shared_data: Path, loader: Callable[[Path], Ohlcv]) -> None:
+    o = loader(shared_data)
     out = momentum(Context(o), P)
     assert_valid_output(out, len(o.close))
     buy, sell = (out.action == 1).mean(), (out.action == -1).mean()

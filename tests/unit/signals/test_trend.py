@@ -4,6 +4,7 @@ the majority combining rule, live window == vectorised history, and votes on rea
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from pia.testing.signals import (
 )
 
 P = TrendParams()
+W = TREND.warmup(P)
 
 
 def bars(close: np.ndarray, spread: float = 0.002) -> Ohlcv:
@@ -49,7 +51,8 @@ def btc(shared_data: Path) -> Ohlcv:
 
 
 def supertrend_reference(o: Ohlcv, period: int, mult: float) -> np.ndarray:
-    """TradingView's ``ta.supertrend`` written out bar by bar (its direction: -1 up, +1 down)."""
+    """TradingView's ``ta.supertrend`` written out bar by bar (its direction: -1 up, +1 down), tracking the
+    plotted line, except that the direction is unknown until the close first leaves the bands."""
     atr = talib.ATR(o.high, o.low, o.close, period)
     n = len(o.close)
     direction = np.zeros(n, dtype=np.int8)
@@ -63,13 +66,13 @@ def supertrend_reference(o: Ohlcv, period: int, mult: float) -> np.ndarray:
         first = math.isnan(prev_up)
         upper = basic_up if first or basic_up < prev_up or o.close[i - 1] > prev_up else prev_up
         lower = basic_dn if first or basic_dn > prev_dn or o.close[i - 1] < prev_dn else prev_dn
-        if first:
-            tv_dir = 1
+        if math.isnan(prev_line):  # not yet known (TradingView would start "down")
+            tv_dir = -1 if o.close[i] > upper else 1 if o.close[i] < lower else 0
         elif prev_line == prev_up:
             tv_dir = -1 if o.close[i] > upper else 1
         else:
             tv_dir = 1 if o.close[i] < lower else -1
-        line = lower if tv_dir == -1 else upper
+        line = lower if tv_dir == -1 else upper if tv_dir == 1 else math.nan
         direction[i] = -tv_dir
     return direction
 
@@ -82,7 +85,8 @@ def test_supertrend_matches_an_independent_bar_by_bar_implementation(btc: Ohlcv)
         got = supertrend(btc.high, btc.low, btc.close, period, mult)
         want = supertrend_reference(btc, period, mult)
         np.testing.assert_array_equal(got, want)
-        assert (got[:period] == 0).all() and (got[period:] != 0).all()
+        first = int(np.flatnonzero(got)[0])
+        assert (got[:first] == 0).all() and (got[first:] != 0).all() and first < period + 100
         flips = np.count_nonzero(np.diff(got[period:]))
         assert flips > 20, flips
 
@@ -92,14 +96,14 @@ def test_supertrend_by_hand() -> None:
     close = np.array([10.0, 10, 10, 10, 13, 13, 9, 9, 5])
     o = Ohlcv(np.arange(9, dtype=np.int64), close, close + 1, close - 1, close, np.ones(9))
     # TR (from bar 1): 2, 2, 2, 4, 2, 5, 2, 5; Wilder ATR(2) from bar 2: 2, 2, 3, 2.5, 3.75, 2.875, 3.9375.
-    # bar 2: bands 10 ± 2 = 12 / 8, starts down.  bar 3: same bands, close 10 inside them: down.
+    # bar 2: bands 10 ± 2 = 12 / 8, close inside: unknown.  bar 3: same bands and close: unknown.
     # bar 4: basic bands 13 ± 3 = 16 / 10; the upper band stays 12 (16 > 12 and the previous close
     #        10 < 12), the lower ratchets up to 10; close 13 > 12: up.
     # bar 5: basic 15.5 / 10.5; the upper band resets to 15.5 (previous close 13 > 12), lower 10.5: up.
     # bar 6: basic 12.75 / 5.25; lower stays 10.5; close 9 < 10.5: down.
     # bar 7: basic 11.875 / 6.125; upper ratchets down to 11.875, close 9 below it: down.
     # bar 8: close 5: down.
-    assert supertrend(o.high, o.low, o.close, 2, 1.0).tolist() == [0, 0, -1, -1, 1, 1, -1, -1, -1]
+    assert supertrend(o.high, o.low, o.close, 2, 1.0).tolist() == [0, 0, 0, 0, 1, 1, -1, -1, -1]
 
 
 def test_ichimoku_cloud_matches_ta_shifted_forward(btc: Ohlcv) -> None:
@@ -193,6 +197,9 @@ def test_composite_is_the_majority_of_the_sub_votes(btc: Ohlcv) -> None:
     m = np.vstack(list(trend_votes(Context(btc), P).values()))
     b, s = (m == 1).sum(axis=0), (m == -1).sum(axis=0)
     h = 7 - b - s
+    w = TREND.warmup(P) - 1  # bars before the warm-up hold whatever the sub-votes say
+    assert (out.action[:w] == 0).all() and (out.confidence[:w] == 0).all()
+    b[:w] = s[:w] = h[:w] = 0
     np.testing.assert_array_equal(out.action == 1, (b > s) & (b > h))
     np.testing.assert_array_equal(out.action == -1, (s > b) & (s > h))
     voted = out.action != 0
@@ -209,6 +216,10 @@ def test_composite_is_the_majority_of_the_sub_votes(btc: Ohlcv) -> None:
 
 def test_steady_climb_is_a_unanimous_buy_and_flat_prices_hold() -> None:
     out = trend(Context(rise_then_fall()), P)
+    # before SMA200 exists, Supertrend, SAR, Ichimoku and ADX (4 of 7) already agree, but it is too early
+    early = combine.majority(list(trend_votes(Context(rise_then_fall()), P).values()))
+    assert early.action[150] == 1 and out.action[150] == 0 and out.action[:200].tolist() == [0] * 200
+    assert out.action[200] == 1
     assert out.action[399] == 1 and out.confidence[399] == 1.0  # 6 BUY, golden cross abstains
     assert out.action[799] == -1 and out.confidence[799] == 1.0
     flat = bars(np.full(400, 50.0))
@@ -222,6 +233,18 @@ def test_params_are_validated() -> None:
         TrendParams(cross_fast=200, cross_slow=100)
     assert TREND.warmup(P) == 201 and TREND.family == "composite"
     assert ResolvedSignal(TREND, P).window == 601
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 27, W - 1, W, W + 50])
+def test_short_histories_hold_until_the_warmup(n: int) -> None:
+    o = (
+        tail(random_ohlcv(7, 400, vol=0.03), n)
+        if n
+        else Ohlcv(*(np.zeros(0, dtype=t) for t in (np.int64,) + (float,) * 5))
+    )
+    out = trend(Context(o), P)
+    assert_valid_output(out, n)
+    assert not out.action[: W - 1].any()
 
 
 # --- live == vectorised, and real candles ---------------------------------------------------------
@@ -247,11 +270,12 @@ def test_live_window_equals_vectorised_on_random_series(seed: int, vol: float) -
 
 
 @pytest.mark.parametrize("loader", [load_btc_5m, load_spy_daily])
-def test_votes_both_ways_on_real_candles(shared_data: Path, loader: object) -> None:
-    o = loader(shared_data)  # type: ignore[operator]
+def test_votes_both_ways_on_real_candles(shared_data: Path, loader: Callable[[Path], Ohlcv]) -> None:
+    o = loader(shared_data)
     out = trend(Context(o), P)
     assert_valid_output(out, len(o.close))
     buy, sell = (out.action == 1).mean(), (out.action == -1).mean()
     assert 0.05 < buy < 0.7 and 0.05 < sell < 0.7, (buy, sell)
     assert (out.confidence[out.action != 0] > 0.5).all()  # the winner always outnumbers the loser
-    assert combine.majority(list(trend_votes(Context(o), P).values())).action.tolist() == out.action.tolist()
+    raw = combine.majority(list(trend_votes(Context(o), P).values()))
+    assert raw.action[200:].tolist() == out.action[200:].tolist()

@@ -3,6 +3,7 @@ live window == vectorised history, and votes on real candles."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from pia.testing.signals import (
 )
 
 P = VolumeFlowParams()
+W = VOLUME_FLOW.warmup(P)
 
 
 @pytest.fixture(scope="module", params=["btc", "spy"])
@@ -105,21 +107,32 @@ def test_vwap_cmf_mfi_equal_ta(real: Ohlcv) -> None:
     np.testing.assert_allclose(mfi[14:], want[14:], rtol=1e-10, atol=1e-10)
 
 
-def test_mfi_equals_talib_except_where_talib_mishandles_flow(shared_data: Path) -> None:
+def test_mfi_equals_talib_where_there_is_flow(shared_data: Path) -> None:
     o = tail(load_btc_5m(shared_data), 4000)  # no unchanged typical price in these bars
     np.testing.assert_allclose(
         money_flow_index(o.high, o.low, o.close, o.volume, 14), talib.MFI(o.high, o.low, o.close, o.volume, 14)
     )
-    # a low-priced, thinly traded instrument: TA-Lib reports 0 ("oversold") whenever the flow sums below 1.0
-    cheap = random_ohlcv(4, 100)
-    scaled = Ohlcv(cheap.open_time, cheap.open * 1e-6, cheap.high * 1e-6, cheap.low * 1e-6, cheap.close * 1e-6, cheap.volume * 1e-2)
-    assert (talib.MFI(*scaled[2:], 14)[14:] == 0).all()
-    ours = money_flow_index(*scaled[2:], 14)
-    np.testing.assert_allclose(ours, money_flow_index(cheap.high, cheap.low, cheap.close, cheap.volume, 14))
-    assert 20 < np.nanmean(ours) < 80
-    # no flow at all (an unchanged typical price for the whole period): no MFI, no vote
-    flat = series([10.0] * 40, [5.0] * 40)
-    assert np.isnan(money_flow_index(*flat[2:], 14)).all()
+    # after a climb, 14 bars with an unchanged typical price have no money flow at all: TA-Lib reports 0
+    # ("oversold", a BUY); here there is no MFI and the sub-indicator abstains
+    rise_then_flat = series([*np.linspace(10, 11, 20).tolist(), *[11.0] * 20], [5.0] * 40)
+    h, lo, c, v = rise_then_flat[2:]
+    assert (talib.MFI(h, lo, c, v, 14)[34:] == 0).all()
+    ours = money_flow_index(h, lo, c, v, 14)
+    np.testing.assert_allclose(ours[14:34], 100.0)
+    assert np.isnan(ours[34:]).all()
+    assert (volume_flow_votes(Context(rise_then_flat), P)["mfi"][34:] == 0).all()
+
+
+def test_mfi_by_definition(shared_data: Path) -> None:
+    o = load_spy_daily(shared_data)
+    h, lo, c, v = o.high, o.low, o.close, o.volume
+    tp = (h + lo + c) / 3
+    ours = money_flow_index(h, lo, c, v, 14)
+    for t in (14, 333, 334, 1000, 4000, len(c) - 1):
+        j = np.arange(t - 13, t + 1)
+        flow = tp[j] * v[j]
+        pos, neg = flow[tp[j] > tp[j - 1]].sum(), flow[tp[j] < tp[j - 1]].sum()
+        assert ours[t] == pytest.approx(100 * pos / (pos + neg), rel=1e-12)
 
 
 # --- sub-vote rules ---------------------------------------------------------------------------
@@ -183,6 +196,9 @@ def test_composite_is_the_majority_of_the_sub_votes(real: Ohlcv) -> None:
     m = np.vstack(list(volume_flow_votes(Context(real), P).values()))
     b, s = (m == 1).sum(axis=0), (m == -1).sum(axis=0)
     h = 6 - b - s
+    w = VOLUME_FLOW.warmup(P) - 1  # bars before the warm-up hold whatever the sub-votes say
+    assert (out.action[:w] == 0).all() and (out.confidence[:w] == 0).all()
+    b[:w] = s[:w] = h[:w] = 0
     np.testing.assert_array_equal(out.action == 1, (b > s) & (b > h))
     np.testing.assert_array_equal(out.action == -1, (s > b) & (s > h))
     voted = out.action != 0
@@ -205,6 +221,20 @@ def test_params_are_validated() -> None:
     with pytest.raises(ValueError, match="mfi_low"):
         VolumeFlowParams(mfi_low=90)
     assert VOLUME_FLOW.warmup(P) == 100 and VOLUME_FLOW.family == "composite"
+
+
+@pytest.mark.parametrize(
+    "n", [0, 1, 2, 27, VOLUME_FLOW.warmup(P) - 1, VOLUME_FLOW.warmup(P), VOLUME_FLOW.warmup(P) + 50]
+)
+def test_short_histories_hold_until_the_warmup(n: int) -> None:
+    o = (
+        tail(random_ohlcv(7, 400, vol=0.03), n)
+        if n
+        else Ohlcv(*(np.zeros(0, dtype=t) for t in (np.int64,) + (float,) * 5))
+    )
+    out = volume_flow(Context(o), P)
+    assert_valid_output(out, n)
+    assert not out.action[: W - 1].any()
 
 
 # --- live == vectorised, and real candles ---------------------------------------------------------
@@ -230,8 +260,8 @@ def test_live_window_equals_vectorised_on_random_series(seed: int, vol: float) -
 
 
 @pytest.mark.parametrize("loader", [load_btc_5m, load_spy_daily])
-def test_votes_both_ways_on_real_candles(shared_data: Path, loader: object) -> None:
-    o = loader(shared_data)  # type: ignore[operator]
+def test_votes_both_ways_on_real_candles(shared_data: Path, loader: Callable[[Path], Ohlcv]) -> None:
+    o = loader(shared_data)
     out = volume_flow(Context(o), P)
     assert_valid_output(out, len(o.close))
     buy, sell = (out.action == 1).mean(), (out.action == -1).mean()
