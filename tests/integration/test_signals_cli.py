@@ -128,9 +128,7 @@ def test_unknown_symbol_or_timeframe_is_a_usage_error(
     assert code == 2 and "unknown timeframe '5y'" in err and "Now" in err
 
 
-def test_missing_store_is_a_clear_error(
-    make_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_missing_store_is_a_clear_error(make_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str]) -> None:
     path = make_config("")
     code, _, err = run_cli(capsys, "signals", "BTC-USD", "--config", str(path))
     assert code == 1
