@@ -337,7 +337,7 @@ def main() -> int:
             f"signals history: {h['bars']:,} bars x {len(h['signals'])} signals in {h['ours_s']:.2f} s "
             f"({h['ours_bars_per_s']:,} bars/s); raw TA-Lib calls {h['raw_talib_s']:.2f} s "
             f"({h['ratio_vs_raw']:.2f}x, target {h['target_ratio_vs_raw']}x); ta (pandas) "
-            f"{h['ta_pandas']['speedup']:.0f}x slower (target {h['target_speedup']}x)"
+            f"{h['ta_pandas']['speedup']:.0f}x slower (target {h['ta_pandas']['target_speedup']}x)"
         )
     if "bus" in s:
         print(

@@ -130,7 +130,8 @@ def ta_baseline(arr: BarArray) -> int:
             ta.volatility.AverageTrueRange(h, lo, c, 14).average_true_range(),
             ta.volatility.AverageTrueRange(h, lo, c, 10).average_true_range(),
             ta.trend.PSARIndicator(h, lo, c).psar(),
-            ta.trend.ADXIndicator(h, lo, c, 14).adx(),
+            # ta's ADX indexes past the end of series shorter than ~2 windows (the 1M arrays)
+            *([ta.trend.ADXIndicator(h, lo, c, 14).adx()] if len(c) >= 3 * 14 else []),
             ta.trend.IchimokuIndicator(h, lo).ichimoku_a(),
             ta.momentum.StochasticOscillator(h, lo, c, 14, 3).stoch_signal(),
             ta.momentum.StochRSIIndicator(c).stochrsi(),
