@@ -219,13 +219,16 @@ def from_masks(buy: Bool, sell: Bool, conf: F64 | float) -> SignalOutput:
     A bar that is both BUY and SELL holds. Confidence is clipped to [0, 1], NaN becomes 0, and it is
     0 where HOLD.
     """
-    action = np.subtract(buy, sell, dtype=np.int8)
+    if buy.dtype == np.bool_ and sell.dtype == np.bool_:
+        action = np.subtract(buy.view(np.int8), sell.view(np.int8))  # booleans are bytes 0/1: no cast
+    else:
+        action = np.subtract(buy, sell, dtype=np.int8)
     active = action != 0
     if isinstance(conf, float | int):
         v = float(conf)
         v = 0.0 if v != v else min(max(v, 0.0), 1.0)
         return SignalOutput(action, active * v)
-    confidence = np.where(active, conf, 0.0)
-    np.clip(confidence, 0.0, 1.0, out=confidence)
-    confidence[np.isnan(confidence)] = 0.0
+    confidence = np.where(active, conf, 0.0).astype(np.float64, copy=False)
+    np.fmax(confidence, 0.0, out=confidence)  # fmax/fmin: NaN gives way to the bound, so NaN -> 0
+    np.fmin(confidence, 1.0, out=confidence)
     return SignalOutput(action, confidence)

@@ -24,16 +24,18 @@ from pia.signals.base import I8, Bool, SignalOutput, from_masks
 
 def vote(buy: Bool, sell: Bool) -> I8:
     """A sub-indicator's vote from its BUY and SELL conditions (both true, or neither: HOLD)."""
-    return buy.astype(np.int8) - sell.astype(np.int8)
+    if buy.dtype == np.bool_ and sell.dtype == np.bool_:
+        return np.subtract(buy.view(np.int8), sell.view(np.int8))  # booleans are bytes 0/1: no cast
+    return np.subtract(buy, sell, dtype=np.int8)
 
 
 def _counts(subs: Sequence[I8]) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16], int]:
     """Per bar: net = B - S and active = B + S (votes are -1, 0, +1), and k, the number of sub-indicators."""
     if not subs:
         raise ValueError("a composite needs at least one sub-indicator")
-    m = np.vstack(subs)
+    m = np.array(subs, dtype=np.int8)
     net = np.add.reduce(m, axis=0, dtype=np.int16)
-    active = np.add.reduce(m * m, axis=0, dtype=np.int16)
+    active = np.add.reduce(np.abs(m), axis=0, dtype=np.int16)
     return net, active, m.shape[0]
 
 
