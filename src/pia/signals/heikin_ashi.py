@@ -77,19 +77,23 @@ def heikin_ashi_candles(open_: F64, high: F64, low: F64, close: F64) -> HeikinAs
     the seed itself). It forgets the seed by half every bar, so a window of 60 bars already gives the
     full-history values to 1e-18.
     """
-    ha_close = (open_ + high + low + close) * 0.25
     n = len(close)
-    seed = (open_[0] + close[0]) * 0.5 if n else 0.0
-    x = np.empty(n + 2)
-    x[:3] = seed
-    x[3:] = ha_close[:-1]
-    ha_open = talib.EMA(x, 3)[2:] if n else np.empty(0)
-    return HeikinAshi(
-        ha_open,
-        np.maximum(high, np.maximum(ha_open, ha_close)),
-        np.minimum(low, np.minimum(ha_open, ha_close)),
-        ha_close,
-    )
+    if not n:
+        return HeikinAshi(np.empty(0), np.empty(0), np.empty(0), np.empty(0))
+    # the EMA's input: three copies of the seed, then the HA close (written in place, its last value unused)
+    x = np.empty(n + 3)
+    ha_close = x[3:]
+    np.add(open_, high, out=ha_close)
+    ha_close += low
+    ha_close += close
+    ha_close *= 0.25
+    x[:3] = (open_[0] + close[0]) * 0.5
+    ha_open = talib.EMA(x[:-1], 3)[2:]
+    ha_high = np.maximum(ha_open, ha_close)
+    np.maximum(high, ha_high, out=ha_high)
+    ha_low = np.minimum(ha_open, ha_close)
+    np.minimum(low, ha_low, out=ha_low)
+    return HeikinAshi(ha_open, ha_high, ha_low, ha_close)
 
 
 def smma(x: F64, period: int) -> F64:
@@ -101,14 +105,17 @@ def smma(x: F64, period: int) -> F64:
     if n < period:
         return np.full(n, np.nan)
     pad = np.empty(n + period - 1)
-    pad[: period - 1] = x[:period].mean()
+    pad[: period - 1] = np.add.reduce(x[:period]) / period  # x[:period].mean(), without np.mean's overhead
     pad[period - 1 :] = x
     return talib.EMA(pad, 2 * period - 1)[period - 1 :]
 
 
 def hull_ma(close: F64, period: int) -> F64:
     """Hull moving average: WMA(2 x WMA(period // 2) - WMA(period), floor(sqrt(period)))."""
-    return talib.WMA(2.0 * talib.WMA(close, period // 2) - talib.WMA(close, period), math.isqrt(period))
+    diff = talib.WMA(close, period // 2)
+    diff *= 2.0
+    diff -= talib.WMA(close, period)
+    return talib.WMA(diff, math.isqrt(period))
 
 
 def ttm_squeeze(
@@ -133,12 +140,17 @@ def ttm_squeeze(
     """
     upper, mid, _ = bands if bands is not None else talib.BBANDS(close, period, bb_dev, bb_dev, _SMA)
     half_bb = upper - mid
-    half_kc = kc_mult * talib.SMA(talib.TRANGE(high, low, close), period)
+    half_kc = talib.SMA(talib.TRANGE(high, low, close), period)
+    half_kc *= kc_mult
     on = half_bb < half_kc
     off = half_bb >= half_kc
-    donchian_mid = (talib.MAX(high, period) + talib.MIN(low, period)) * 0.5
-    mom = talib.LINEARREG(close - (donchian_mid + mid) * 0.5, period)
-    return on, off, mom
+    delta = talib.MAX(high, period)  # close - ((Donchian high + low) / 2 + SMA) / 2, in place
+    delta += talib.MIN(low, period)
+    delta *= 0.5
+    delta += mid
+    delta *= 0.5
+    np.subtract(close, delta, out=delta)
+    return on, off, talib.LINEARREG(delta, period)
 
 
 def heikin_ashi_warmup(p: HeikinAshiParams) -> int:
@@ -163,61 +175,76 @@ def heikin_ashi_window(p: HeikinAshiParams) -> int:
 # --- sub-votes and composite --------------------------------------------------------------------
 
 
-def _ago(a: F64, k: int) -> F64:
-    """``a`` as of ``k`` bars ago (NaN for the first ``k`` bars)."""
-    out = np.full_like(a, np.nan)
-    if k < len(a):
-        out[k:] = a[: len(a) - k]
-    return out
+def _vote(buy: Bool, sell: Bool, out: I8 | None = None) -> I8:
+    """:func:`pia.signals.combine.vote` (BUY - SELL as int8), optionally into ``out``: NumPy bools are the
+    bytes 0 and 1, so their int8 views subtract without a cast."""
+    return np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
 
 
-def _run(mask: Bool, k: int) -> Bool:
-    """``mask`` held on each of the last ``k`` bars."""
-    out = mask.copy()
-    for j in range(1, k):
-        out[j:] &= mask[:-j]
-        out[:j] = False
+def _held(s: I8, k: int) -> I8:
+    """Per bar: the value of ``s`` if it was the same on each of the last ``k`` bars, else 0 (0 on the first k - 1
+    bars)."""
+    n = len(s)
+    out = np.zeros(n, dtype=np.int8)
+    if k <= n:
+        now = s[k - 1 :]
+        held = out[k - 1 :]
+        held[:] = now
+        for j in range(1, k):
+            held *= now == s[k - 1 - j : n - j]
     return out
 
 
 def heikin_ashi_votes(c: Context, p: HeikinAshiParams) -> dict[str, I8]:
     """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
-    o, h, lo, close = c.open, c.high, c.low, c.close
+    o, h, lo, close, n = c.open, c.high, c.low, c.close, c.n
     ha = c.cached(("heikin_ashi",), lambda: heikin_ashi_candles(o, h, lo, close))
     bull = ha.close > ha.open
     bear = ha.close < ha.open
 
     # strong candles: no opposing wick (the HA open is the HA low of a bull candle, the HA high of a bear)
-    strong_bull = bull & (ha.open <= lo)
-    strong_bear = bear & (ha.open >= h)
-    v_run = combine.vote(_run(strong_bull, p.strong_run), _run(strong_bear, p.strong_run))
+    strong = _vote(bull & (ha.open <= lo), bear & (ha.open >= h))
+    v_run = _held(strong, p.strong_run)
 
+    # a doji (its HA range is never below its body, so a zero range is never a doji) votes against the colour
+    # of the doji_streak candles before it
+    body = ha.close - ha.open
+    np.abs(body, out=body)
     rng = ha.high - ha.low
-    doji = (np.abs(ha.close - ha.open) < p.doji_body * rng) & (rng > 0)
-    after_bull = np.zeros_like(doji)
-    after_bear = np.zeros_like(doji)
-    after_bull[1:] = _run(bull, p.doji_streak)[:-1]
-    after_bear[1:] = _run(bear, p.doji_streak)[:-1]
-    v_doji = combine.vote(doji & after_bear, doji & after_bull)
+    rng *= p.doji_body
+    doji = body < rng
+    against = _held(_vote(bear, bull), p.doji_streak)
+    v_doji = np.zeros(n, dtype=np.int8)
+    np.multiply(against[:-1], doji[1:], out=v_doji[1:])
 
-    v_colour = np.zeros(c.n, dtype=np.int8)
-    v_colour[1:] = combine.vote(bull[1:] & bear[:-1], bear[1:] & bull[:-1])
+    v_colour = np.zeros(n, dtype=np.int8)
+    _vote(bull[1:] & bear[:-1], bear[1:] & bull[:-1], out=v_colour[1:])
 
     fast = c.cached(("hull", p.hull_fast), lambda: hull_ma(close, p.hull_fast))
     slow = c.cached(("hull", p.hull_slow), lambda: hull_ma(close, p.hull_slow))
-    v_hull = combine.vote(fast > slow, fast < slow)
+    v_hull = _vote(fast > slow, fast < slow)
 
+    # the Alligator's lines shifted forward: from bar `start` on, each is read `shift` bars back (no value before)
     median = c.cached(("median_price",), lambda: (h + lo) * 0.5)
-    jaw = _ago(c.cached(("smma_median", p.jaw), lambda: smma(median, p.jaw)), p.jaw_shift)
-    teeth = _ago(c.cached(("smma_median", p.teeth), lambda: smma(median, p.teeth)), p.teeth_shift)
-    lips = _ago(c.cached(("smma_median", p.lips), lambda: smma(median, p.lips)), p.lips_shift)
-    v_alligator = combine.vote((lips > teeth) & (teeth > jaw), (lips < teeth) & (teeth < jaw))
+    jaw = c.cached(("smma_median", p.jaw), lambda: smma(median, p.jaw))
+    teeth = c.cached(("smma_median", p.teeth), lambda: smma(median, p.teeth))
+    lips = c.cached(("smma_median", p.lips), lambda: smma(median, p.lips))
+    v_alligator = np.zeros(n, dtype=np.int8)
+    start = max(p.jaw_shift, p.teeth_shift, p.lips_shift)
+    if start < n:
+        jaw = jaw[start - p.jaw_shift : n - p.jaw_shift]
+        teeth = teeth[start - p.teeth_shift : n - p.teeth_shift]
+        lips = lips[start - p.lips_shift : n - p.lips_shift]
+        _vote((lips > teeth) & (teeth > jaw), (lips < teeth) & (teeth < jaw), out=v_alligator[start:])
 
     ema = c.ema(p.impulse_ema)
     hist = c.macd(MACD_FAST, MACD_SLOW, MACD_SIGNAL)[2]
-    v_impulse = np.zeros(c.n, dtype=np.int8)
-    v_impulse[1:] = combine.vote(
-        (ema[1:] > ema[:-1]) & (hist[1:] > hist[:-1]), (ema[1:] < ema[:-1]) & (hist[1:] < hist[:-1])
+    v_impulse = np.zeros(n, dtype=np.int8)
+    ema_now, ema_before, hist_now, hist_before = ema[1:], ema[:-1], hist[1:], hist[:-1]
+    _vote(
+        (ema_now > ema_before) & (hist_now > hist_before),
+        (ema_now < ema_before) & (hist_now < hist_before),
+        out=v_impulse[1:],
     )
 
     on, off, mom = c.cached(
@@ -232,9 +259,10 @@ def heikin_ashi_votes(c: Context, p: HeikinAshiParams) -> dict[str, I8]:
             bands=c.bbands(p.squeeze_period, p.squeeze_bb_dev),
         ),
     )
-    release = np.zeros_like(on)
-    release[1:] = on[:-1] & off[1:]
-    v_squeeze = combine.vote(release & (mom > 0), release & (mom < 0))
+    v_squeeze = np.zeros(n, dtype=np.int8)
+    release = on[:-1] & off[1:]
+    mom_now = mom[1:]
+    _vote(release & (mom_now > 0), release & (mom_now < 0), out=v_squeeze[1:])
 
     return {
         "strong_run": v_run,
