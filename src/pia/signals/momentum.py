@@ -13,7 +13,7 @@ import talib
 from pydantic import Field, model_validator
 
 from pia.signals import combine
-from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
+from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
 
 _SMA: Any = talib.MA_Type.SMA  # type: ignore[attr-defined]
 
@@ -64,33 +64,57 @@ def stoch_rsi(rsi: F64, period: int) -> F64:
 
     Equal to TA-Lib's ``STOCHRSI`` fast %K / 100, except that a flat RSI has no value (TA-Lib reports 0).
     """
-    lo = talib.MIN(rsi, timeperiod=period)
-    rng = talib.MAX(rsi, timeperiod=period) - lo
+    lo, rng = talib.MINMAX(rsi, timeperiod=period)
+    rng -= lo
+    out = rsi - lo
     with np.errstate(invalid="ignore", divide="ignore"):
-        out: F64 = np.where(rng > 0, (rsi - lo) / rng, np.nan)
+        out /= rng  # a zero range is a flat window: the RSI is its low too, and 0 / 0 is NaN
     return out
 
 
 def ppo(fast_ema: F64, slow_ema: F64, signal: int) -> tuple[F64, F64]:
     """(PPO, signal line): PPO = (EMA fast - EMA slow) / EMA slow × 100, signal = EMA(signal) of PPO."""
+    line = fast_ema - slow_ema
     with np.errstate(invalid="ignore", divide="ignore"):
-        line: F64 = (fast_ema - slow_ema) / slow_ema * 100.0
+        line /= slow_ema
+    line *= 100.0
     return line, talib.EMA(line, timeperiod=signal)
 
 
+def _vote(buy: Bool, sell: Bool, out: I8 | None = None) -> I8:
+    """:func:`pia.signals.combine.vote` (BUY - SELL as int8), optionally into ``out``: NumPy bools are the
+    bytes 0 and 1, so their int8 views subtract without a cast."""
+    return np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
+
+
+def _crossings(a: F64, b: F64) -> tuple[Bool, Bool]:
+    """From bar 1 on: ``a`` crossing above ``b`` (at or below it on the previous bar, above now), and below."""
+    a_now, b_now, a_before, b_before = a[1:], b[1:], a[:-1], b[:-1]
+    return (a_before <= b_before) & (a_now > b_now), (a_before >= b_before) & (a_now < b_now)
+
+
 def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
-    close, high, low = c.close, c.high, c.low
+    close, high, low, n = c.close, c.high, c.low, c.n
     rsi = c.rsi(p.rsi_period)
 
-    # divergence: the newer half of the lookback against the older half
+    # divergence: the newer half of the lookback (its extremes now) against the older half (theirs `half` bars ago)
     half = p.div_lookback // 2
     older = p.div_lookback - half
     p_lo_new, p_hi_new = talib.MINMAX(close, timeperiod=half)
-    p_lo_old, p_hi_old = (c.prev(a, half) for a in talib.MINMAX(close, timeperiod=older))
     r_lo_new, r_hi_new = talib.MINMAX(rsi, timeperiod=half)
-    r_lo_old, r_hi_old = (c.prev(a, half) for a in talib.MINMAX(rsi, timeperiod=older))
-    bull_div = (p_lo_new < p_lo_old) & (r_lo_new > r_lo_old)
-    bear_div = (p_hi_new > p_hi_old) & (r_hi_new < r_hi_old)
+    if older == half:
+        p_lo_old, p_hi_old, r_lo_old, r_hi_old = p_lo_new, p_hi_new, r_lo_new, r_hi_new
+    else:
+        p_lo_old, p_hi_old = talib.MINMAX(close, timeperiod=older)
+        r_lo_old, r_hi_old = talib.MINMAX(rsi, timeperiod=older)
+    v_div = np.zeros(n, dtype=np.int8)
+    if half < n:
+        now, then = slice(half, None), slice(None, n - half)
+        _vote(
+            (p_lo_new[now] < p_lo_old[then]) & (r_lo_new[now] > r_lo_old[then]),
+            (p_hi_new[now] > p_hi_old[then]) & (r_hi_new[now] < r_hi_old[then]),
+            out=v_div[now],
+        )
 
     k, d = c.cached(
         ("STOCH", p.stoch_k, p.stoch_slow, p.stoch_d),
@@ -105,28 +129,38 @@ def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
             slowd_matype=_SMA,
         ),
     )
-    pk, pd = c.prev(k), c.prev(d)
+    v_stoch = np.zeros(n, dtype=np.int8)
+    k_up, k_down = _crossings(k, d)
+    k_now = k[1:]
+    _vote(k_up & (k_now < p.stoch_low), k_down & (k_now > p.stoch_high), out=v_stoch[1:])
+
     srsi = c.cached(("stoch_rsi", p.rsi_period, p.stochrsi_period), lambda: stoch_rsi(rsi, p.stochrsi_period))
     cci = c.cached(("CCI", p.cci_period), lambda: talib.CCI(high, low, close, timeperiod=p.cci_period))
     willr = c.cached(("WILLR", p.willr_period), lambda: talib.WILLR(high, low, close, timeperiod=p.willr_period))
-    roc = c.cached(("ROC", p.roc_period), lambda: talib.ROC(close, timeperiod=p.roc_period))
-    proc = c.prev(roc)
+
+    roc = c.cached(("roc", p.roc_period), lambda: talib.ROC(close, timeperiod=p.roc_period))
+    v_roc = np.zeros(n, dtype=np.int8)
+    roc_now, roc_before = roc[1:], roc[:-1]
+    _vote((roc_now > 0) & (roc_now > roc_before), (roc_now < 0) & (roc_now < roc_before), out=v_roc[1:])
+
     line, sig = c.cached(
         ("ppo", p.ppo_fast, p.ppo_slow, p.ppo_signal),
         lambda: ppo(c.ema(p.ppo_fast), c.ema(p.ppo_slow), p.ppo_signal),
     )
-    pline, psig = c.prev(line), c.prev(sig)
+    v_ppo = np.zeros(n, dtype=np.int8)
+    _vote(*_crossings(line, sig), out=v_ppo[1:])
+
+    # Elder bull power high - EMA and bear power low - EMA, compared with 0: high and low against the EMA
     ema = c.ema(p.elder_period)
-    bull, bear = high - ema, low - ema
     return {
-        "rsi_divergence": combine.vote(bull_div, bear_div),
-        "stochastic": combine.vote((pk <= pd) & (k > d) & (k < p.stoch_low), (pk >= pd) & (k < d) & (k > p.stoch_high)),
-        "stoch_rsi": combine.vote(srsi < p.stochrsi_low, srsi > p.stochrsi_high),
-        "cci": combine.vote(cci < -p.cci_bound, cci > p.cci_bound),
-        "williams_r": combine.vote(willr < p.willr_low, willr > p.willr_high),
-        "roc": combine.vote((roc > 0) & (roc > proc), (roc < 0) & (roc < proc)),
-        "ppo": combine.vote((pline <= psig) & (line > sig), (pline >= psig) & (line < sig)),
-        "elder_power": combine.vote((bull > 0) & (bear > 0), (bull < 0) & (bear < 0)),
+        "rsi_divergence": v_div,
+        "stochastic": v_stoch,
+        "stoch_rsi": _vote(srsi < p.stochrsi_low, srsi > p.stochrsi_high),
+        "cci": _vote(cci < -p.cci_bound, cci > p.cci_bound),
+        "williams_r": _vote(willr < p.willr_low, willr > p.willr_high),
+        "roc": v_roc,
+        "ppo": v_ppo,
+        "elder_power": _vote((high > ema) & (low > ema), (high < ema) & (low < ema)),
     }
 
 
