@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
@@ -45,6 +46,7 @@ _MONTH_STARTS: I64 = (
 )
 """Day numbers of the first day of every month, 1900-01 .. 2200-12 (one binary search per bar beats the
 datetime64 conversions by half)."""
+_FIRST_DAY, _LAST_DAY = int(_MONTH_STARTS[0]), int(_MONTH_STARTS[-1]) - 1  # the days month_parts knows
 
 
 def month_parts(days: I64) -> tuple[I64, I64, I64]:
@@ -70,18 +72,24 @@ class _HolidayEves:
         self._eves: I64 = np.empty(0, dtype=np.int64)
 
     def covering(self, lo_day: int, hi_day: int) -> I64:
-        span = self._span
+        return self.span_covering(lo_day, hi_day)[1]
+
+    def span_covering(self, lo_day: int, hi_day: int) -> tuple[tuple[int, int], I64]:
+        """The cached span (first and last day number, inclusive), extended to cover ``lo_day .. hi_day``,
+        and the eves over it."""
+        span, eves = self._span, self._eves
         if span[0] <= lo_day and hi_day <= span[1]:
-            return self._eves
+            return span, eves
         with self._lock:
             lo, hi = _year(lo_day), _year(hi_day)
             first, last = (_year(self._span[0]), _year(self._span[1])) if self._span[0] <= self._span[1] else (lo, hi)
             first = min(lo, first, _CAL_FIRST_YEAR)
             last = max(hi, last, _year(int(np.datetime64("now", "D").astype(np.int64))) + 5)
             # one more year of sessions, so the last eve of ``last`` sees its next session
-            self._eves = _build_eves(first, last + 1)
-            self._span = (_first_day(first), _first_day(last + 1) - 1)
-            return self._eves
+            eves = _build_eves(first, last + 1)
+            span = (_first_day(first), _first_day(last + 1) - 1)
+            self._eves, self._span = eves, span
+            return span, eves
 
 
 def _first_day(year: int) -> int:
@@ -155,26 +163,77 @@ class CalendarParams(Params):
         return self
 
 
-def calendar_votes(c: Context, p: CalendarParams) -> dict[str, I8]:
-    """The eight sub-votes, by name (six of them can only BUY: their vote is the BUY mask as int8)."""
-    days = c.cached(("bar_days",), lambda: bar_days(c.time))
+def date_votes(days: I64, month_end_days: int) -> dict[str, I8]:
+    """The six sub-votes that depend on the date alone, by name (see :func:`calendar_votes`)."""
     wd = weekday(days)
-    month, dom, length = c.cached(("month_parts",), lambda: month_parts(days))
-    prev_red = np.concatenate(([False], c.close[:-1] < c.open[:-1]))
-    ahead = fomc_days_ahead(c.time, days)
+    month, dom, length = month_parts(days)
     i8 = np.int8
     return {
         "day_of_week": combine.vote(wd == 4, wd == 0),
-        "turnaround_tuesday": ((wd == 1) & prev_red).astype(i8),
-        "month_end": (dom > length - p.month_end_days).astype(i8),
+        "month_end": (dom > length - month_end_days).astype(i8),
         "sell_in_may": combine.vote(
             (month == 11) | (month == 12) | (month == 1) | (month == 4), (month >= 5) & (month <= 10)
         ),
         "january_december": combine.vote(month == 1, month == 12),
         "holiday_eve": is_holiday_eve(days).astype(i8),
-        "fomc_eve": ((ahead >= p.fomc_min_days) & (ahead <= p.fomc_max_days)).astype(i8),
         "santa_rally": (((month == 12) & (dom >= 25)) | ((month == 1) & (dom <= 3))).astype(i8),
     }
+
+
+def calendar_votes(c: Context, p: CalendarParams) -> dict[str, I8]:
+    """The eight sub-votes, by name (six of them can only BUY: their vote is the BUY mask as int8)."""
+    days = c.cached(("bar_days",), lambda: bar_days(c.time))
+    by_date = date_votes(days, p.month_end_days)
+    prev_red = np.concatenate(([False], c.close[:-1] < c.open[:-1]))
+    ahead = fomc_days_ahead(c.time, days)
+    i8 = np.int8
+    return {
+        "day_of_week": by_date["day_of_week"],
+        "turnaround_tuesday": ((weekday(days) == 1) & prev_red).astype(i8),
+        "month_end": by_date["month_end"],
+        "sell_in_may": by_date["sell_in_may"],
+        "january_december": by_date["january_december"],
+        "holiday_eve": by_date["holiday_eve"],
+        "fomc_eve": ((ahead >= p.fomc_min_days) & (ahead <= p.fomc_max_days)).astype(i8),
+        "santa_rally": by_date["santa_rally"],
+    }
+
+
+# The fast path of :func:`calendar`. Only the date-only sub-votes can SELL (at most 3 of them), so a bar's
+# votes fold down to one small "tally" B * _TALLY_BUY + S (B BUY and S SELL sub-votes), and the outcome of
+# ``calendar_rule`` to a lookup by tally. Per day number, the date-only part of the tally (plus a Tuesday
+# flag) comes from a table built once from :func:`date_votes` over the span of the holiday-eve cache.
+_TALLY_BUY = 4  # above the most SELL votes (3)
+_SUB_VOTES = 8
+
+
+@lru_cache(maxsize=8)
+def _date_table(first_day: int, last_day: int, month_end_days: int) -> npt.NDArray[np.int8]:
+    """Rows (date-only tally, Tuesday flag ``_TALLY_BUY`` or 0) per day number ``first_day .. last_day``."""
+    days = np.arange(first_day, last_day + 1, dtype=np.int64)
+    votes = np.array(list(date_votes(days, month_end_days).values()))
+    buys, sells = (votes > 0).sum(axis=0), (votes < 0).sum(axis=0)
+    table = np.empty((2, len(days)), dtype=np.int8)
+    table[0] = buys * _TALLY_BUY + sells
+    table[1] = (weekday(days) == 1) * _TALLY_BUY
+    table.flags.writeable = False
+    return table
+
+
+@lru_cache(maxsize=8)
+def _rule_table(min_votes: int, cap: float) -> SignalOutput:
+    """``combine.calendar_rule``'s action and confidence for each tally (B BUY and S SELL of the 8 sub-votes)."""
+    tallies = np.arange((_SUB_VOTES + 1) * _TALLY_BUY)
+    buys, sells = tallies // _TALLY_BUY, tallies % _TALLY_BUY
+    rows = np.arange(_SUB_VOTES)[:, None]
+    # tally t as 8 sub-votes: B BUYs, then S SELLs (tallies with B + S > 8 cannot occur: those hold)
+    subs = np.where(rows < buys, 1, np.where(rows < buys + sells, -1, 0)).astype(np.int8)
+    out = combine.calendar_rule(list(subs), min_votes=min_votes, cap=cap)
+    possible = buys + sells <= _SUB_VOTES
+    action = np.where(possible, out.action, 0).astype(np.int8)
+    confidence = np.where(possible, out.confidence, 0.0)
+    action.flags.writeable = confidence.flags.writeable = False
+    return SignalOutput(action, confidence)
 
 
 def calendar(c: Context, p: CalendarParams) -> SignalOutput:
@@ -195,7 +254,18 @@ def calendar(c: Context, p: CalendarParams) -> SignalOutput:
     Combining (`calendar_rule`): BUY when at least 2 sub-votes are BUY and they outnumber the SELLs
     (SELL likewise); confidence = winning count / (BUY + SELL), capped at 0.6.
     """
-    return combine.calendar_rule(list(calendar_votes(c, p).values()), min_votes=p.min_votes, cap=p.cap)
+    days = c.cached(("bar_days",), lambda: bar_days(c.time))
+    if c.n == 0 or not _FIRST_DAY <= days[0] <= days[-1] <= _LAST_DAY:
+        return combine.calendar_rule(list(calendar_votes(c, p).values()), min_votes=p.min_votes, cap=p.cap)
+    (first, last), _ = _EVES.span_covering(int(days[0]), int(days[-1]))
+    first, last = max(first, _FIRST_DAY), min(last, _LAST_DAY)
+    tally, tuesday = _date_table(first, last, p.month_end_days).take(days - first, axis=1)
+    # turnaround Tuesday: a Tuesday after a red bar
+    tally[1:] += tuesday[1:] * (c.close[:-1] < c.open[:-1])
+    ahead = default_schedules().next_event_day("fomc", c.time) - days
+    tally += ((ahead >= p.fomc_min_days) & (ahead <= p.fomc_max_days)) * np.int8(_TALLY_BUY)
+    action, confidence = _rule_table(p.min_votes, p.cap)
+    return SignalOutput(action.take(tally), confidence.take(tally))
 
 
 CALENDAR = SignalSpec(

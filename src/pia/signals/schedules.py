@@ -42,6 +42,10 @@ UNKNOWN = np.iinfo(np.int64).min
 """What :meth:`Schedules.next_event_ns` / :meth:`Schedules.prev_event_ns` return where the schedule
 does not know the answer (outside its span, or the next event lies past ``valid_until``)."""
 
+NO_DAY = 2**62
+"""What :meth:`Schedules.next_event_day` returns where the next event is unknown: a day number far beyond
+any date, so the days until it exceed every threshold."""
+
 DAY_NS = 86_400 * 1_000_000_000
 HOUR_NS = 3_600 * 1_000_000_000
 DEFAULT_FILE = "econ_calendar.toml"
@@ -101,11 +105,21 @@ class Schedules:
         self._events: dict[str, I64] = {}
         self._padded: dict[str, I64] = {}  # the events with UNKNOWN before and after (index -1 and len)
         self._span: dict[str, tuple[int, int]] = {}  # [start, end) in ns
+        # next-event lookup: searchsorted(_next_bounds, t, "right") indexes _next_values (see next_event_ns)
+        self._next_bounds: dict[str, I64] = {}
+        self._next_values: dict[str, I64] = {}
+        self._next_days: dict[str, I64] = {}  # _next_values as UTC day numbers, NO_DAY where unknown
+        self._any_next: dict[tuple[str, ...], tuple[I64, I64, Bool]] = {}  # next_of_any's regimes, by kinds
         for kind, s in self._specs.items():
             ev = np.array([_to_ns(t) for t in s.events], dtype=np.int64)
             self._events[kind] = ev
             self._padded[kind] = np.r_[ev, UNKNOWN, UNKNOWN].astype(np.int64)
             self._span[kind] = (_day_ns(s.valid_from), _day_ns(s.valid_until) + DAY_NS)
+            # t < valid_from: unknown; then t <= ev[0]: ev[0]; ev[i-1] < t <= ev[i]: ev[i]; t > ev[-1]: unknown
+            # (the events lie within the span, so every t past valid_until is past the last one)
+            self._next_bounds[kind] = np.r_[self._span[kind][0], ev + 1].astype(np.int64)
+            self._next_values[kind] = np.r_[UNKNOWN, ev, UNKNOWN].astype(np.int64)
+            self._next_days[kind] = np.r_[NO_DAY, ev // DAY_NS, NO_DAY].astype(np.int64)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -141,10 +155,46 @@ class Schedules:
     def next_event_ns(self, kind: str, t_ns: I64) -> I64:
         """Per time: the first event at or after it, or :data:`UNKNOWN` where the schedule cannot say
         (the time is outside the known span, or no listed event follows it before ``valid_until``)."""
-        ev = self.events_ns(kind)
+        self.spec(kind)
         t = np.asarray(t_ns, dtype=np.int64)
-        got = self._padded[kind][np.searchsorted(ev, t, side="left")]  # UNKNOWN past the last event
-        return np.where(self.known(kind, t), got, UNKNOWN)
+        return self._next_values[kind].take(np.searchsorted(self._next_bounds[kind], t, side="right"))
+
+    def next_event_day(self, kind: str, t_ns: I64) -> I64:
+        """Per time: the UTC day number (days since 1970-01-01) of :meth:`next_event_ns`, or :data:`NO_DAY`
+        where that is unknown. An integer stand-in for the NaN of :meth:`days_ahead`: ``NO_DAY - day`` is
+        above any day count a signal compares it with."""
+        self.spec(kind)
+        t = np.asarray(t_ns, dtype=np.int64)
+        return self._next_days[kind].take(np.searchsorted(self._next_bounds[kind], t, side="right"))
+
+    def next_of_any(self, kinds: tuple[str, ...], t_ns: I64) -> tuple[I64, Bool]:
+        """Per time: the earliest :meth:`next_event_ns` among the ``kinds`` whose schedule knows it
+        (:data:`UNKNOWN` where none does), and whether every one of them knows it."""
+        bounds, nearest, complete = self._any_next_regimes(tuple(kinds))
+        i = np.searchsorted(bounds, np.asarray(t_ns, dtype=np.int64), side="right")
+        return nearest.take(i), complete.take(i)
+
+    def _any_next_regimes(self, kinds: tuple[str, ...]) -> tuple[I64, I64, Bool]:
+        """:meth:`next_of_any` as a step function of time, built once per ``kinds``: the times where some
+        kind's next event (or whether it is known) changes, and the answer before the first of them and
+        from each of them on."""
+        got = self._any_next.get(kinds)
+        if got is None:
+            for kind in kinds:
+                self.spec(kind)
+            bounds = np.unique(np.concatenate([self._next_bounds[k] for k in kinds] or [np.empty(0, np.int64)]))
+            starts = np.empty(len(bounds) + 1, dtype=np.int64)  # one time inside each regime
+            starts[0] = bounds[0] - 1 if len(bounds) else 0
+            starts[1:] = bounds
+            nxt = [self.next_event_ns(k, starts) for k in kinds]
+            nearest = np.full(len(starts), UNKNOWN, dtype=np.int64)
+            complete = np.ones(len(starts), dtype=np.bool_)
+            for n in nxt:
+                known = n != UNKNOWN
+                nearest = np.where(known & ((nearest == UNKNOWN) | (n < nearest)), n, nearest)
+                complete &= known
+            got = self._any_next[kinds] = (bounds, nearest, complete)
+        return got
 
     def prev_event_ns(self, kind: str, t_ns: I64) -> I64:
         """Per time: the last event at or before it, or :data:`UNKNOWN` (outside the known span, or no
