@@ -12,13 +12,26 @@ import numpy as np
 import talib
 from pydantic import Field, model_validator
 
-from pia.signals.base import F64, Bool, Context, Params, SignalOutput, SignalSpec, from_masks
-from pia.signals.schedules import I64, Schedules, default_schedules
+from pia.signals.base import F64, Bool, Context, Params, SignalOutput, SignalSpec
+from pia.signals.schedules import HOUR_NS, I64, UNKNOWN, Schedules, default_schedules
 
 SPACING_BARS = 20
 """Bar spacings the bar length is taken from (see :func:`bar_close_ns`)."""
 
 Kind = Literal["fomc", "cpi", "nfp"]
+
+
+def _spacing_min(spacing: I64) -> I64:
+    """At each spacing, the smallest of the last :data:`SPACING_BARS` spacings up to it (all of them for
+    the first ones)."""
+    if len(spacing) <= SPACING_BARS:
+        return np.minimum.accumulate(spacing)
+    out = np.empty_like(spacing)
+    head = SPACING_BARS - 1
+    out[:head] = np.minimum.accumulate(spacing[:head])
+    # TA-Lib's MIN on floats is exact: the spacings are far below 2**53 ns
+    out[head:] = talib.MIN(spacing.astype(np.float64), SPACING_BARS)[head:]
+    return out
 
 
 def bar_length_ns(time_ns: np.ndarray) -> F64:
@@ -29,15 +42,9 @@ def bar_length_ns(time_ns: np.ndarray) -> F64:
     alternate 4 h and 20 h spacings), but the bars of one interval are never closer than its length.
     """
     t = np.asarray(time_ns, dtype=np.int64)
-    n = len(t)
-    out = np.full(n, np.nan)
-    if n < 2:
-        return out
-    d = np.diff(t).astype(np.float64)  # exact: spacings are far below 2**53 ns
-    m = talib.MIN(d, SPACING_BARS) if len(d) >= SPACING_BARS else np.full(len(d), np.nan)
-    head = min(SPACING_BARS - 1, len(d))
-    m[:head] = np.minimum.accumulate(d[:head])
-    out[1:] = m
+    out = np.empty(len(t))
+    out[:1] = np.nan
+    out[1:] = _spacing_min(t[1:] - t[:-1])
     return out
 
 
@@ -49,9 +56,13 @@ def bar_close_ns(c: Context) -> tuple[I64, Bool]:
     """
 
     def build() -> tuple[I64, Bool]:
-        length = bar_length_ns(c.time)
-        ok = np.isfinite(length)
-        return c.time + np.where(ok, length, 0).astype(np.int64), ok
+        t = c.time
+        close = t.copy()
+        close[1:] += _spacing_min(t[1:] - t[:-1])
+        ok = np.empty(c.n, dtype=np.bool_)
+        ok[:] = True
+        ok[:1] = False
+        return close, ok
 
     return c.cached(("bar_close",), build)
 
@@ -61,15 +72,12 @@ def hours_to_next_release(c: Context, kinds: tuple[str, ...], schedules: Schedul
     none is known), and where every one of those schedules knows its next release. Both NaN / False
     where the close time is unknown (bar 0)."""
     s = schedules or default_schedules()
-    close, ok = bar_close_ns(c)
-    hours = np.full(c.n, np.inf)
-    complete = ok.copy()
-    for kind in kinds:
-        h = s.hours_until(kind, close)
-        known = ~np.isnan(h)
-        hours = np.where(known & (h < hours), h, hours)
-        complete &= known
-    return np.where(ok, hours, np.nan), complete
+    close, _ = bar_close_ns(c)
+    nxt, complete = s.next_of_any(kinds, close)
+    hours = np.where(nxt != UNKNOWN, (nxt - close) / HOUR_NS, np.inf)
+    hours[:1] = np.nan  # bar 0: no close time (see bar_close_ns)
+    complete[:1] = False
+    return hours, complete
 
 
 class EconCalendarParams(Params):
@@ -112,9 +120,9 @@ def econ_calendar(c: Context, p: EconCalendarParams) -> SignalOutput:
     """
     h, complete = hours_to_next_release(c, tuple(p.kinds))
     near = h < p.near_hours
-    far = complete & (h >= p.near_hours) & (h < p.far_hours)
-    conf = np.where(near, p.near_confidence, p.far_confidence)
-    return from_masks(np.zeros(c.n, dtype=np.bool_), near | far, conf)
+    far = complete & (h >= p.near_hours) & (h < p.far_hours)  # never together with near
+    sell = near | far
+    return SignalOutput(-sell.view(np.int8), near * p.near_confidence + far * p.far_confidence)
 
 
 ECON_CALENDAR = SignalSpec(
