@@ -7,14 +7,16 @@ feed yet: without them those sub-votes hold, they never invent a vote.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from pia.signals import combine
-from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
-from pia.signals.calendar import bar_days, fomc_days_ahead
+from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec, hold
+from pia.signals.calendar import bar_days
+from pia.signals.schedules import default_schedules
 
 
 class MacroRegimeParams(Params):
@@ -41,9 +43,10 @@ class MacroRegimeParams(Params):
         return self
 
 
-def _input(a: F64 | None, n: int) -> F64:
-    """An input column, or all-NaN when the input has no source (NaN comparisons are False: HOLD)."""
-    return np.full(n, np.nan) if a is None else a
+def _threshold_vote(x: F64 | None, buy: Callable[[F64], Bool], sell: Callable[[F64], Bool], n: int) -> I8:
+    """An input's sub-vote; HOLD throughout when the input has no source (and where it is NaN, since NaN
+    comparisons are False)."""
+    return np.zeros(n, dtype=np.int8) if x is None else combine.vote(buy(x), sell(x))
 
 
 def macro_regime_votes(c: Context, p: MacroRegimeParams) -> dict[str, I8]:
@@ -52,18 +55,15 @@ def macro_regime_votes(c: Context, p: MacroRegimeParams) -> dict[str, I8]:
     trend = c.sma(p.trend_period)
     band = p.band_pct / 100.0
     fast, slow = c.sma(p.fast), c.sma(p.slow)
-    dxy = _input(c.inputs.dxy_change_pct, c.n)
-    curve = _input(c.inputs.spread_2s10s, c.n)
-    us10y = _input(c.inputs.us10y_change_pct, c.n)
+    x, n = c.inputs, c.n
     days = c.cached(("bar_days",), lambda: bar_days(c.time))
-    ahead = fomc_days_ahead(c.time, days)
-    never = np.zeros(c.n, dtype=np.bool_)
+    ahead = default_schedules().next_event_day("fomc", c.time) - days  # huge where the schedule is unknown
     return {
         "trend": combine.vote(close > trend * (1 + band), close < trend * (1 - band)),
-        "dxy": combine.vote(dxy < -p.dxy_pct, dxy > p.dxy_pct),
-        "yield_curve": combine.vote(curve > p.curve_high, curve < p.curve_low),
-        "us10y": combine.vote(us10y < -p.us10y_pct, us10y > p.us10y_pct),
-        "fomc": combine.vote(never, ahead <= p.fomc_days),
+        "dxy": _threshold_vote(x.dxy_change_pct, lambda a: a < -p.dxy_pct, lambda a: a > p.dxy_pct, n),
+        "yield_curve": _threshold_vote(x.spread_2s10s, lambda a: a > p.curve_high, lambda a: a < p.curve_low, n),
+        "us10y": _threshold_vote(x.us10y_change_pct, lambda a: a < -p.us10y_pct, lambda a: a > p.us10y_pct, n),
+        "fomc": -(ahead <= p.fomc_days).view(np.int8),
         "sma_cross": combine.vote((fast > slow) & (close > fast), (fast < slow) & (close < fast)),
     }
 
@@ -90,6 +90,9 @@ def macro_regime(c: Context, p: MacroRegimeParams) -> SignalOutput:
     enough). Without the macro inputs three sub-votes always hold and the signal never votes: the
     trend and cross votes (and the FOMC SELL) cannot outnumber three HOLDs.
     """
+    x = c.inputs
+    if x.dxy_change_pct is None and x.spread_2s10s is None and x.us10y_change_pct is None:
+        return hold(c.n)  # three sub-votes always HOLD: the other three can never outnumber them
     return combine.majority(list(macro_regime_votes(c, p).values()))
 
 
