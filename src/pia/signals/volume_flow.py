@@ -9,6 +9,7 @@ is a rolling ``vwap_period``-bar VWAP (default 100, which is what the original s
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
@@ -16,7 +17,7 @@ import talib
 from pydantic import Field, model_validator
 
 from pia.signals import combine
-from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
+from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
 
 
 class VolumeFlowParams(Params):
@@ -48,10 +49,9 @@ def rolling_sum(a: F64, n: int) -> F64:
     Each window is summed on its own (not as a running total), so a bar's value does not depend on
     how far back the series starts and a stretch of zeros sums to exactly zero.
     """
-    if len(a) == 0:
-        return np.empty(0)
-    out: F64 = np.convolve(a, np.ones(n))[: len(a)]
-    out[: n - 1] = np.nan
+    out: F64 = np.full(len(a), np.nan)
+    if len(a) >= n:
+        out[n - 1 :] = _window_sums(a, n)
     return out
 
 
@@ -61,27 +61,71 @@ def cumulative_minus_sma(increments: F64, n: int) -> F64:
     ``X[t] - mean(X[t-n+1..t]) = sum_{k=1..n-1} (k / n) * increments[t-n+1+k]``: the starting level of
     the running total cancels. NaN for the first ``n - 1`` bars, as for TA-Lib's SMA of the total.
     """
-    if len(increments) == 0:
-        return np.empty(0)
-    weights = np.arange(n - 1, 0, -1, dtype=np.float64) / n  # newest increment weighs (n-1)/n
-    out: F64 = np.convolve(increments, weights)[: len(increments)]
-    out[: n - 1] = np.nan
+    out: F64 = np.full(len(increments), np.nan)
+    if len(increments) >= n:
+        out[n - 1 :] = _gaps_from_sma(increments[1:], n)
+    return out
+
+
+@lru_cache(maxsize=64)
+def _ones(n: int) -> F64:
+    w = np.ones(n)
+    w.flags.writeable = False
+    return w
+
+
+@lru_cache(maxsize=64)
+def _gap_weights(n: int) -> F64:
+    """The weights of :func:`cumulative_minus_sma`, oldest increment first: 1/n, 2/n, ..., (n-1)/n."""
+    w = np.arange(1, n, dtype=np.float64) / n
+    w.flags.writeable = False
+    return w
+
+
+def _window_sums(a: F64, n: int) -> F64:
+    """The sums of each full ``n``-value window of ``a`` (``len(a) - n + 1`` of them; needs ``len(a) >= n``)."""
+    out: F64 = np.correlate(a, _ones(n))
+    return out
+
+
+def _gaps_from_sma(steps: F64, n: int) -> F64:
+    """:func:`cumulative_minus_sma` at bars ``n - 1 ..`` from the increments of bars ``1 ..`` (at least ``n - 1``)."""
+    out: F64 = np.correlate(steps, _gap_weights(n))
+    return out
+
+
+def _obv_steps(close: F64, volume: F64) -> F64:
+    """:func:`obv_increments` of bars ``1 ..``."""
+    out: F64 = np.sign(close[1:] - close[:-1]) * volume[1:]
     return out
 
 
 def obv_increments(close: F64, volume: F64) -> F64:
     """On-balance volume per bar: +volume on an up close, -volume on a down close, 0 otherwise (0 on bar 0)."""
     d = np.zeros_like(close)
-    d[1:] = np.sign(close[1:] - close[:-1]) * volume[1:]
+    d[1:] = _obv_steps(close, volume)
     return d
 
 
 def money_flow_volume(high: F64, low: F64, close: F64, volume: F64) -> F64:
     """Accumulation/distribution per bar: ((close - low) - (high - close)) / (high - low) × volume, 0 if high == low."""
     rng = high - low
-    with np.errstate(invalid="ignore", divide="ignore"):
-        clv = np.where(rng > 0, ((close - low) - (high - close)) / rng, 0.0)
-    out: F64 = clv * volume
+    out: F64 = np.zeros(len(rng))
+    np.divide((close - low) - (high - close), rng, out=out, where=rng > 0)
+    out *= volume
+    return out
+
+
+def _money_flow_tail(tp: F64, flow: F64, period: int) -> F64:
+    """:func:`money_flow_index` at bars ``period ..`` from the typical price and its flow (``period + 1`` bars or more).
+
+    Divides by zero where there is no flow: the caller silences numpy's warnings.
+    """
+    change = tp[1:] - tp[:-1]
+    moved = flow[1:]
+    pos = _window_sums(np.where(change > 0, moved, 0.0), period)
+    total = pos + _window_sums(np.where(change < 0, moved, 0.0), period)
+    out: F64 = np.where(total > 0, 100.0 * pos / total, np.nan)
     return out
 
 
@@ -94,41 +138,56 @@ def money_flow_index(high: F64, low: F64, close: F64, volume: F64, period: int) 
     ("oversold", a false BUY) when there is no flow at all.
     """
     tp = (high + low + close) / 3.0
-    flow = tp * volume
-    change = np.zeros_like(tp)
-    change[1:] = tp[1:] - tp[:-1]
-    pos = rolling_sum(np.where(change > 0, flow, 0.0), period)
-    neg = rolling_sum(np.where(change < 0, flow, 0.0), period)
-    total = pos + neg
-    pos[:period] = np.nan  # the first bar has no previous typical price
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out: F64 = np.where(total > 0, 100.0 * pos / total, np.nan)
+    out: F64 = np.full(len(tp), np.nan)
+    if len(tp) > period:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[period:] = _money_flow_tail(tp, tp * volume, period)
     return out
 
 
-def volume_flow_votes(c: Context, p: VolumeFlowParams) -> dict[str, I8]:
-    close, high, low, volume = c.close, c.high, c.low, c.volume
-    obv_gap = c.cached(
-        ("obv_minus_sma", p.obv_period), lambda: cumulative_minus_sma(obv_increments(close, volume), p.obv_period)
-    )
-    mfv = c.cached(("money_flow_volume",), lambda: money_flow_volume(high, low, close, volume))
-    ad_gap = c.cached(("ad_minus_sma", p.ad_period), lambda: cumulative_minus_sma(mfv, p.ad_period))
+VOTES = ("obv", "vwap", "ad_line", "cmf", "mfi", "volume_rsi")
+"""The sub-indicators, in the order of the rows of :func:`_vote_rows`."""
+
+
+def _vote_into(out: I8, buy: Bool, sell: Bool) -> None:
+    np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
+
+
+def _vote_rows(c: Context, p: VolumeFlowParams) -> I8:
+    """The sub-votes, one row per :data:`VOTES` entry (0 where a sub-indicator is not ready)."""
+    close, high, low, volume, n = c.close, c.high, c.low, c.volume, c.n
+    votes = np.zeros((len(VOTES), n), dtype=np.int8)
+    obv, vwap_vote, ad, cmf_vote, mfi_vote, vrsi_vote = votes
     tp = (high + low + close) / 3.0
-    vol_sum = talib.SUM(volume, timeperiod=p.vwap_period)
+    flow = tp * volume
+    mfv = money_flow_volume(high, low, close, volume)
     with np.errstate(invalid="ignore", divide="ignore"):
-        vwap = talib.SUM(tp * volume, timeperiod=p.vwap_period) / vol_sum
-        cmf = talib.SUM(mfv, timeperiod=p.cmf_period) / talib.SUM(volume, timeperiod=p.cmf_period)
-    mfi = c.cached(("mfi", p.mfi_period), lambda: money_flow_index(high, low, close, volume, p.mfi_period))
-    vrsi = c.cached(("volume_rsi", p.vrsi_period), lambda: talib.RSI(volume, timeperiod=p.vrsi_period))
-    loud = vrsi > p.vrsi_level
-    return {
-        "obv": combine.vote(obv_gap > 0, obv_gap < 0),
-        "vwap": combine.vote(close > vwap, close < vwap),
-        "ad_line": combine.vote(ad_gap > 0, ad_gap < 0),
-        "cmf": combine.vote(cmf > p.cmf_bound, cmf < -p.cmf_bound),
-        "mfi": combine.vote(mfi < p.mfi_low, mfi > p.mfi_high),
-        "volume_rsi": combine.vote(loud & (close > c.open), loud & (close < c.open)),
-    }
+        # OBV and A/D: the gap at bar t >= period - 1 uses the increments of bars t - period + 2 .. t, never bar 0
+        if n >= p.obv_period:
+            gap = _gaps_from_sma(_obv_steps(close, volume), p.obv_period)
+            _vote_into(obv[p.obv_period - 1 :], gap > 0, gap < 0)
+        if n >= p.ad_period:
+            gap = _gaps_from_sma(mfv[1:], p.ad_period)
+            _vote_into(ad[p.ad_period - 1 :], gap > 0, gap < 0)
+        vwap = talib.SUM(flow, timeperiod=p.vwap_period) / _volume_sum(c, p.vwap_period)
+        _vote_into(vwap_vote, close > vwap, close < vwap)
+        cmf = talib.SUM(mfv, timeperiod=p.cmf_period) / _volume_sum(c, p.cmf_period)
+        _vote_into(cmf_vote, cmf > p.cmf_bound, cmf < -p.cmf_bound)
+        if n > p.mfi_period:
+            mfi = _money_flow_tail(tp, flow, p.mfi_period)
+            _vote_into(mfi_vote[p.mfi_period :], mfi < p.mfi_low, mfi > p.mfi_high)
+    loud = c.cached(("volume_rsi", p.vrsi_period), lambda: talib.RSI(volume, timeperiod=p.vrsi_period)) > p.vrsi_level
+    _vote_into(vrsi_vote, close > c.open, close < c.open)
+    vrsi_vote *= loud
+    return votes
+
+
+def _volume_sum(c: Context, period: int) -> F64:
+    return c.cached(("volume_sum", period), lambda: talib.SUM(c.volume, timeperiod=period))
+
+
+def volume_flow_votes(c: Context, p: VolumeFlowParams) -> dict[str, I8]:
+    return dict(zip(VOTES, _vote_rows(c, p), strict=True))
 
 
 def volume_flow(c: Context, p: VolumeFlowParams) -> SignalOutput:
@@ -155,11 +214,9 @@ def volume_flow(c: Context, p: VolumeFlowParams) -> SignalOutput:
     No vote before the warm-up (100 bars: the VWAP),
     even if enough faster sub-indicators agree.
     """
-    out = combine.majority(list(volume_flow_votes(c, p).values()))
-    early = _volume_flow_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
-    out.action[:early] = 0
-    out.confidence[:early] = 0.0
-    return out
+    votes = _vote_rows(c, p)
+    votes[:, : _volume_flow_warmup(p) - 1] = 0  # bars before the warm-up hold, however many sub-indicators are ready
+    return combine.majority(list(votes))
 
 
 def _volume_flow_warmup(p: VolumeFlowParams) -> int:
