@@ -13,7 +13,7 @@ import talib
 from pydantic import Field
 
 from pia.signals import combine
-from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
+from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
 
 
 class VolatilityParams(Params):
@@ -38,58 +38,87 @@ class VolatilityParams(Params):
 
 def keltner(ema: F64, atr: F64, mult: float) -> tuple[F64, F64]:
     """(upper, lower) Keltner channel: EMA ± ``mult`` × ATR."""
-    return ema + mult * atr, ema - mult * atr
+    half = mult * atr
+    return ema + half, ema - half
 
 
 def donchian_prev(high: F64, low: F64, period: int) -> tuple[F64, F64]:
     """(upper, lower) of the previous bar's Donchian channel: the high/low extremes of bars t-period..t-1."""
-    hi = talib.MAX(high, timeperiod=period)
-    lo = talib.MIN(low, timeperiod=period)
-    up = np.full_like(hi, np.nan)
-    dn = np.full_like(lo, np.nan)
-    up[1:] = hi[:-1]
-    dn[1:] = lo[:-1]
-    return up, dn
+    nan = np.full(min(1, len(high)), np.nan)
+    return (
+        np.concatenate((nan, talib.MAX(high, timeperiod=period)[:-1])),
+        np.concatenate((nan, talib.MIN(low, timeperiod=period)[:-1])),
+    )
+
+
+def _log_return_vol(close: F64, period: int) -> F64:
+    """:func:`realised_vol` of bars ``1 ..`` (the caller silences numpy's warnings for prices <= 0)."""
+    out: F64 = talib.STDDEV(np.log(close[1:] / close[:-1]), timeperiod=period, nbdev=1.0)
+    return out
 
 
 def realised_vol(close: F64, period: int) -> F64:
     """Population standard deviation of the last ``period`` log returns (not annualised)."""
-    r = np.full_like(close, np.nan)
+    out: F64 = np.full(len(close), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r[1:] = np.log(close[1:] / close[:-1])
-    out: F64 = talib.STDDEV(r, timeperiod=period, nbdev=1.0)
+        out[1:] = _log_return_vol(close, period)
     return out
 
 
-def volatility_votes(c: Context, p: VolatilityParams) -> dict[str, I8]:
+VOTES = ("bb_squeeze", "bb_breakout", "atr_expansion", "keltner", "realised_vol", "donchian")
+"""The sub-indicators, in the order of the rows of :func:`_vote_rows`."""
+
+
+def _vote_into(out: I8, buy: Bool, sell: Bool) -> None:
+    np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
+
+
+def _vote_rows(c: Context, p: VolatilityParams) -> I8:
+    """The sub-votes, one row per :data:`VOTES` entry (0 where a sub-indicator is not ready).
+
+    A vote on bar ``t`` that compares with bar ``t - k`` is written from bar ``k`` on, comparing shifted views.
+    """
     close = c.close
+    votes = np.zeros((len(VOTES), c.n), dtype=np.int8)
+    squeeze_vote, bb_vote, atr_vote, kc_vote, rv_vote, dc_vote = votes
+
     upper, middle, lower = c.bbands(p.bb_period, p.bb_dev)
+    _vote_into(bb_vote, close > upper, close < lower)
     with np.errstate(invalid="ignore", divide="ignore"):
         width = (upper - lower) / middle
-    squeeze = width < p.squeeze_ratio * talib.SMA(width, timeperiod=p.squeeze_mean)
-    release = c.prev(squeeze.astype(np.float64)) == 1.0
-    release &= ~squeeze
-    above_bb, below_bb = close > upper, close < lower
+        squeeze = width < p.squeeze_ratio * talib.SMA(width, timeperiod=p.squeeze_mean)
+        # the first bar out of a squeeze votes the breakout
+        np.multiply(bb_vote[1:], squeeze[:-1] > squeeze[1:], out=squeeze_vote[1:])
 
-    atr = c.atr(p.atr_period)
-    expanding = atr > p.atr_ratio * talib.SMA(atr, timeperiod=p.atr_mean)
-    up_bar, down_bar = close > c.open, close < c.open
+        atr = c.atr(p.atr_period)
+        _vote_into(atr_vote, close > c.open, close < c.open)
+        atr_vote *= atr > p.atr_ratio * talib.SMA(atr, timeperiod=p.atr_mean)
 
-    kc_up, kc_dn = keltner(c.ema(p.kc_ema), c.atr(p.kc_atr), p.kc_mult)
+        kc_up, kc_dn = keltner(c.ema(p.kc_ema), c.atr(p.kc_atr), p.kc_mult)
+        _vote_into(kc_vote, close > kc_up, close < kc_dn)
 
-    rv = c.cached(("realised_vol", p.rv_period), lambda: realised_vol(close, p.rv_period))
-    rising = rv > c.prev(rv, p.rv_change)
-    past = c.prev(close, p.rv_change)
+        k = p.rv_change
+        rv = c.cached(("log_return_vol", p.rv_period), lambda: _log_return_vol(close, p.rv_period))  # bars 1..
+        now, past = close[k + 1 :], close[1:-k]
+        _vote_into(rv_vote[k + 1 :], now > past, now < past)
+        rv_vote[k + 1 :] *= rv[k:] > rv[:-k]
 
-    dc_up, dc_dn = c.cached(("donchian_prev", p.donchian), lambda: donchian_prev(c.high, c.low, p.donchian))
-    return {
-        "bb_squeeze": combine.vote(release & above_bb, release & below_bb),
-        "bb_breakout": combine.vote(above_bb, below_bb),
-        "atr_expansion": combine.vote(expanding & up_bar, expanding & down_bar),
-        "keltner": combine.vote(close > kc_up, close < kc_dn),
-        "realised_vol": combine.vote(rising & (close > past), rising & (close < past)),
-        "donchian": combine.vote(close > dc_up, close < dc_dn),
-    }
+        hi, lo = _donchian(c, p.donchian)
+        now = close[1:]
+        _vote_into(dc_vote[1:], now > hi[:-1], now < lo[:-1])
+    return votes
+
+
+def _donchian(c: Context, period: int) -> tuple[F64, F64]:
+    """(highest high, lowest low) of the ``period`` bars ending at each bar."""
+    return (
+        c.cached(("max", "high", period), lambda: talib.MAX(c.high, timeperiod=period)),
+        c.cached(("min", "low", period), lambda: talib.MIN(c.low, timeperiod=period)),
+    )
+
+
+def volatility_votes(c: Context, p: VolatilityParams) -> dict[str, I8]:
+    return dict(zip(VOTES, _vote_rows(c, p), strict=True))
 
 
 def volatility_sig(c: Context, p: VolatilityParams) -> SignalOutput:
@@ -116,11 +145,9 @@ def volatility_sig(c: Context, p: VolatilityParams) -> SignalOutput:
     No vote before the warm-up (140 bars: the 120-bar mean band width and the bar before),
     even if enough faster sub-indicators agree.
     """
-    out = combine.majority(list(volatility_votes(c, p).values()))
-    early = _volatility_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
-    out.action[:early] = 0
-    out.confidence[:early] = 0.0
-    return out
+    votes = _vote_rows(c, p)
+    votes[:, : _volatility_warmup(p) - 1] = 0  # bars before the warm-up hold, however many sub-indicators are ready
+    return combine.majority(list(votes))
 
 
 def _volatility_warmup(p: VolatilityParams) -> int:
