@@ -6,7 +6,8 @@ defined here (:func:`supertrend`, :func:`ichimoku_cloud`).
 
 from __future__ import annotations
 
-from itertools import pairwise
+from itertools import pairwise, repeat
+from operator import length_hint
 from typing import Annotated
 
 import numpy as np
@@ -65,7 +66,8 @@ def supertrend(high: F64, low: F64, close: F64, period: int, mult: float, atr: F
     first bar with an ATR until the close first leaves the bands (TradingView seeds it "down" instead).
 
     The bands are a running minimum/maximum whose resets depend on the bands themselves, so this is
-    an O(n) Python loop over plain floats (~60 µs for 600 bars); no TA-Lib or numpy primitive computes it.
+    an O(n) Python loop over plain floats (~50 µs for 600 bars); no TA-Lib or numpy primitive computes it.
+    The loop only notes the bars where the direction turns; the output is their cumulative sum.
     """
     if atr is None:
         atr = talib.ATR(high, low, close, timeperiod=period)
@@ -76,31 +78,67 @@ def supertrend(high: F64, low: F64, close: F64, period: int, mult: float, atr: F
         return out
     hl2 = (high[s:] + low[s:]) * 0.5
     band = mult * atr[s:]
-    ups: list[float] = (hl2 + band).tolist()
-    los: list[float] = (hl2 - band).tolist()
-    closes: list[float] = close[s:].tolist()
-    fu, fl, d, pc = ups[0], los[0], 0, closes[0]
-    dirs = [d]
-    app = dirs.append
-    for u, lo, c in zip(ups[1:], los[1:], closes[1:], strict=True):
+    # The arrays' memoryviews (`.data`) hand out one float at a time: cheaper than three .tolist() copies.
+    ups, los = (hl2 + band).data, (hl2 - band).data
+    unread = repeat(None, n - s)  # read along with the bars: its length hint is the number of bars not read yet
+    bars = zip(ups, los, close[s:].data, unread, strict=True)
+    fu, fl, pc, _ = next(bars)  # final upper/lower bands, previous close
+    for u, lo, c, _ in bars:  # direction unknown until the close leaves the bands
         if u < fu or pc > fu:
             fu = u
         if lo > fl or pc < fl:
             fl = lo
-        if d > 0:
-            if c < fl:
-                d = -1
-        elif d < 0:
-            if c > fu:
-                d = 1
-        elif c > fu:
-            d = 1
-        elif c < fl:
-            d = -1
-        app(d)
+        if c > fu:
+            up = True
+            break
+        if c < fl:
+            up = False
+            break
         pc = c
-    out[s:] = dirs
-    return out
+    else:
+        return out
+    turns: list[int] = []  # bars where the direction is set or turns
+    steps = [1 if up else -1]  # and its change there
+    # Within an up trend the previous close is never below the lower band (the trend would have turned),
+    # so that band only ratchets up; likewise the upper band in a down trend. The one exception, a turn
+    # whose close was beyond both bands, restarts that band at the next bar before the trend's loop.
+    while True:
+        nxt = n - length_hint(unread)  # the bar after the turn
+        turns.append(nxt - 1)
+        if up:
+            if c < fl and nxt < n:
+                fl = los[nxt - s]
+            pc = c
+            for u, lo, c, _ in bars:
+                if u < fu or pc > fu:
+                    fu = u
+                if lo > fl:
+                    fl = lo
+                if c < fl:
+                    break
+                pc = c
+            else:
+                break
+            up = False
+            steps.append(-2)
+        else:
+            if c > fu and nxt < n:
+                fu = ups[nxt - s]
+            pc = c
+            for u, lo, c, _ in bars:
+                if u < fu:
+                    fu = u
+                if lo > fl or pc < fl:
+                    fl = lo
+                if c > fu:
+                    break
+                pc = c
+            else:
+                break
+            up = True
+            steps.append(2)
+    out[turns] = steps
+    return np.cumsum(out, out=out)
 
 
 def ichimoku_cloud(high: F64, low: F64, tenkan: int, kijun: int, senkou: int) -> tuple[F64, F64]:
@@ -110,9 +148,7 @@ def ichimoku_cloud(high: F64, low: F64, tenkan: int, kijun: int, senkou: int) ->
     base = midpoint of the ``kijun``-bar range; span B = midpoint of the ``senkou``-bar range. Shifting
     them forward by ``kijun`` bars gives the cloud drawn under the current bar, which is causal.
     """
-
-    span_a = (talib.MIDPRICE(high, low, timeperiod=tenkan) + talib.MIDPRICE(high, low, timeperiod=kijun)) * 0.5
-    span_b = talib.MIDPRICE(high, low, timeperiod=senkou)
+    span_a, span_b = _ichimoku_spans(high, low, tenkan, kijun, senkou)
     n = len(high)
     a = np.full(n, np.nan)
     b = np.full(n, np.nan)
@@ -122,14 +158,24 @@ def ichimoku_cloud(high: F64, low: F64, tenkan: int, kijun: int, senkou: int) ->
     return a, b
 
 
+def _ichimoku_spans(high: F64, low: F64, tenkan: int, kijun: int, senkou: int) -> tuple[F64, F64]:
+    """Leading spans A and B as computed at each bar, before :func:`ichimoku_cloud` shifts them forward."""
+    span_a = (talib.MIDPRICE(high, low, timeperiod=tenkan) + talib.MIDPRICE(high, low, timeperiod=kijun)) * 0.5
+    return span_a, talib.MIDPRICE(high, low, timeperiod=senkou)
+
+
 def trend_votes(c: Context, p: TrendParams) -> dict[str, I8]:
-    close = c.close
+    close, n = c.close, c.n
     fast, slow = c.sma(p.cross_fast), c.sma(p.cross_slow)
-    pf, ps = c.prev(fast), c.prev(slow)
-    ribbon = [c.sma(k) for k in p.ribbon]
-    up = np.ones(c.n, dtype=np.bool_)
-    down = np.ones(c.n, dtype=np.bool_)
-    for shorter, longer in pairwise(ribbon):
+    # Shifted slices compare each bar with the previous one (the first bar has no previous one: HOLD).
+    golden = np.zeros(n, dtype=np.int8)
+    golden[1:] = combine.vote(
+        (fast[:-1] <= slow[:-1]) & (fast[1:] > slow[1:]), (fast[:-1] >= slow[:-1]) & (fast[1:] < slow[1:])
+    )
+    pairs = pairwise([c.sma(k) for k in p.ribbon])
+    shorter, longer = next(pairs)
+    up, down = shorter > longer, shorter < longer
+    for shorter, longer in pairs:
         up &= shorter > longer
         down &= shorter < longer
     st = c.cached(
@@ -140,22 +186,28 @@ def trend_votes(c: Context, p: TrendParams) -> dict[str, I8]:
         ("SAR", p.sar_step, p.sar_max),
         lambda: talib.SAR(c.high, c.low, acceleration=p.sar_step, maximum=p.sar_max),
     )
+    # The cloud under bar t is the spans of bar t - kijun: compare the closes from bar kijun on with them.
     span_a, span_b = c.cached(
-        ("ichimoku_cloud", p.tenkan, p.kijun, p.senkou),
-        lambda: ichimoku_cloud(c.high, c.low, p.tenkan, p.kijun, p.senkou),
+        ("ichimoku_spans", p.tenkan, p.kijun, p.senkou),
+        lambda: _ichimoku_spans(c.high, c.low, p.tenkan, p.kijun, p.senkou),
     )
+    ichimoku = np.zeros(n, dtype=np.int8)
+    if n > p.kijun:
+        later, m = close[p.kijun :], n - p.kijun
+        ichimoku[p.kijun :] = combine.vote(
+            later > np.maximum(span_a[:m], span_b[:m]), later < np.minimum(span_a[:m], span_b[:m])
+        )
     adx = c.cached(("ADX", p.adx_period), lambda: talib.ADX(c.high, c.low, close, timeperiod=p.adx_period))
     pdi = c.cached(("PLUS_DI", p.adx_period), lambda: talib.PLUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
     mdi = c.cached(("MINUS_DI", p.adx_period), lambda: talib.MINUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
-    strong = adx > p.adx_min
     return {
-        "golden_cross": combine.vote((pf <= ps) & (fast > slow), (pf >= ps) & (fast < slow)),
+        "golden_cross": golden,
         "sma_ribbon": combine.vote(up, down),
         "price_vs_sma": combine.vote(close > slow, close < slow),
         "supertrend": st,
         "parabolic_sar": combine.vote(sar < close, sar > close),
-        "ichimoku": combine.vote(close > np.maximum(span_a, span_b), close < np.minimum(span_a, span_b)),
-        "adx": combine.vote(strong & (pdi > mdi), strong & (mdi > pdi)),
+        "ichimoku": ichimoku,
+        "adx": combine.vote(pdi > mdi, mdi > pdi) * (adx > p.adx_min),  # only a strong trend votes
     }
 
 
