@@ -195,10 +195,10 @@ def _held(s: I8, k: int) -> I8:
     return out
 
 
-def heikin_ashi_votes(c: Context, p: HeikinAshiParams) -> dict[str, I8]:
-    """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
-    o, h, lo, close, n = c.open, c.high, c.low, c.close, c.n
-    ha = c.cached(("heikin_ashi",), lambda: heikin_ashi_candles(o, h, lo, close))
+def _candle_votes(c: Context, p: HeikinAshiParams) -> tuple[I8, I8, I8]:
+    """The strong_run, doji_reversal and colour_change votes, from the HA candles."""
+    h, lo, n = c.high, c.low, c.n
+    ha = heikin_ashi_candles(c.open, h, lo, c.close)
     bull = ha.close > ha.open
     bear = ha.close < ha.open
 
@@ -219,59 +219,71 @@ def heikin_ashi_votes(c: Context, p: HeikinAshiParams) -> dict[str, I8]:
 
     v_colour = np.zeros(n, dtype=np.int8)
     _vote(bull[1:] & bear[:-1], bear[1:] & bull[:-1], out=v_colour[1:])
+    return v_run, v_doji, v_colour
 
-    fast = c.cached(("hull", p.hull_fast), lambda: hull_ma(close, p.hull_fast))
-    slow = c.cached(("hull", p.hull_slow), lambda: hull_ma(close, p.hull_slow))
-    v_hull = _vote(fast > slow, fast < slow)
 
-    # the Alligator's lines shifted forward: from bar `start` on, each is read `shift` bars back (no value before)
-    median = c.cached(("median_price",), lambda: (h + lo) * 0.5)
-    jaw = c.cached(("smma_median", p.jaw), lambda: smma(median, p.jaw))
-    teeth = c.cached(("smma_median", p.teeth), lambda: smma(median, p.teeth))
-    lips = c.cached(("smma_median", p.lips), lambda: smma(median, p.lips))
-    v_alligator = np.zeros(n, dtype=np.int8)
-    start = max(p.jaw_shift, p.teeth_shift, p.lips_shift)
+def _hull_vote(c: Context, p: HeikinAshiParams) -> I8:
+    fast = hull_ma(c.close, p.hull_fast)
+    slow = hull_ma(c.close, p.hull_slow)
+    return _vote(fast > slow, fast < slow)
+
+
+def _alligator_vote(c: Context, p: HeikinAshiParams) -> I8:
+    """Lips > teeth > jaw BUY, lips < teeth < jaw SELL, each line read its shift bars back (no value before)."""
+    n = c.n
+    median = c.high + c.low
+    median *= 0.5
+    jaw, teeth, lips = smma(median, p.jaw), smma(median, p.teeth), smma(median, p.lips)
+    out = np.zeros(n, dtype=np.int8)
+    start = max(p.jaw_shift, p.teeth_shift, p.lips_shift)  # from this bar on, every line has a past value
     if start < n:
         jaw = jaw[start - p.jaw_shift : n - p.jaw_shift]
         teeth = teeth[start - p.teeth_shift : n - p.teeth_shift]
         lips = lips[start - p.lips_shift : n - p.lips_shift]
-        _vote((lips > teeth) & (teeth > jaw), (lips < teeth) & (teeth < jaw), out=v_alligator[start:])
+        _vote((lips > teeth) & (teeth > jaw), (lips < teeth) & (teeth < jaw), out=out[start:])
+    return out
 
+
+def _impulse_vote(c: Context, p: HeikinAshiParams) -> I8:
     ema = c.ema(p.impulse_ema)
     hist = c.macd(MACD_FAST, MACD_SLOW, MACD_SIGNAL)[2]
-    v_impulse = np.zeros(n, dtype=np.int8)
+    out = np.zeros(c.n, dtype=np.int8)
     ema_now, ema_before, hist_now, hist_before = ema[1:], ema[:-1], hist[1:], hist[:-1]
     _vote(
         (ema_now > ema_before) & (hist_now > hist_before),
         (ema_now < ema_before) & (hist_now < hist_before),
-        out=v_impulse[1:],
+        out=out[1:],
     )
+    return out
 
-    on, off, mom = c.cached(
-        ("ttm_squeeze", p.squeeze_period, p.squeeze_bb_dev, p.squeeze_kc_mult),
-        lambda: ttm_squeeze(
-            h,
-            lo,
-            close,
-            p.squeeze_period,
-            p.squeeze_bb_dev,
-            p.squeeze_kc_mult,
-            bands=c.bbands(p.squeeze_period, p.squeeze_bb_dev),
-        ),
+
+def _squeeze_vote(c: Context, p: HeikinAshiParams) -> I8:
+    bands = c.bbands(p.squeeze_period, p.squeeze_bb_dev)
+    on, off, mom = ttm_squeeze(
+        c.high, c.low, c.close, p.squeeze_period, p.squeeze_bb_dev, p.squeeze_kc_mult, bands=bands
     )
-    v_squeeze = np.zeros(n, dtype=np.int8)
+    out = np.zeros(c.n, dtype=np.int8)
     release = on[:-1] & off[1:]
     mom_now = mom[1:]
-    _vote(release & (mom_now > 0), release & (mom_now < 0), out=v_squeeze[1:])
+    _vote(release & (mom_now > 0), release & (mom_now < 0), out=out[1:])
+    return out
 
+
+def heikin_ashi_votes(c: Context, p: HeikinAshiParams) -> dict[str, I8]:
+    """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar).
+
+    The indicators only this signal uses (HA candles, Hull MAs, Alligator, TTM squeeze) are not kept in the
+    context's memo: each is dropped once its vote is cast, which keeps a long history's memory small.
+    """
+    v_run, v_doji, v_colour = _candle_votes(c, p)
     return {
         "strong_run": v_run,
         "doji_reversal": v_doji,
         "colour_change": v_colour,
-        "hull": v_hull,
-        "alligator": v_alligator,
-        "elder_impulse": v_impulse,
-        "ttm_squeeze": v_squeeze,
+        "hull": _hull_vote(c, p),
+        "alligator": _alligator_vote(c, p),
+        "elder_impulse": _impulse_vote(c, p),
+        "ttm_squeeze": _squeeze_vote(c, p),
     }
 
 

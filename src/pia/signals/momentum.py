@@ -93,13 +93,16 @@ def _crossings(a: F64, b: F64) -> tuple[Bool, Bool]:
     return (a_before <= b_before) & (a_now > b_now), (a_before >= b_before) & (a_now < b_now)
 
 
-def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
-    close, high, low, n = c.close, c.high, c.low, c.n
-    rsi = c.rsi(p.rsi_period)
+def _band_vote(x: F64, low: float, high: float) -> I8:
+    """BUY below ``low``, SELL above ``high``."""
+    return _vote(x < low, x > high)
 
-    # divergence: the newer half of the lookback (its extremes now) against the older half (theirs `half` bars ago)
-    half = p.div_lookback // 2
-    older = p.div_lookback - half
+
+def _divergence_vote(close: F64, rsi: F64, lookback: int) -> I8:
+    """The newer half of the lookback (its extremes now) against the older half (theirs ``half`` bars ago)."""
+    n = len(close)
+    half = lookback // 2
+    older = lookback - half
     p_lo_new, p_hi_new = talib.MINMAX(close, timeperiod=half)
     r_lo_new, r_hi_new = talib.MINMAX(rsi, timeperiod=half)
     if older == half:
@@ -107,59 +110,68 @@ def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
     else:
         p_lo_old, p_hi_old = talib.MINMAX(close, timeperiod=older)
         r_lo_old, r_hi_old = talib.MINMAX(rsi, timeperiod=older)
-    v_div = np.zeros(n, dtype=np.int8)
+    out = np.zeros(n, dtype=np.int8)
     if half < n:
         now, then = slice(half, None), slice(None, n - half)
         _vote(
             (p_lo_new[now] < p_lo_old[then]) & (r_lo_new[now] > r_lo_old[then]),
             (p_hi_new[now] > p_hi_old[then]) & (r_hi_new[now] < r_hi_old[then]),
-            out=v_div[now],
+            out=out[now],
         )
+    return out
 
-    k, d = c.cached(
-        ("STOCH", p.stoch_k, p.stoch_slow, p.stoch_d),
-        lambda: talib.STOCH(
-            high,
-            low,
-            close,
-            fastk_period=p.stoch_k,
-            slowk_period=p.stoch_slow,
-            slowk_matype=_SMA,
-            slowd_period=p.stoch_d,
-            slowd_matype=_SMA,
-        ),
+
+def _stochastic_vote(c: Context, p: MomentumParams) -> I8:
+    k, d = talib.STOCH(
+        c.high,
+        c.low,
+        c.close,
+        fastk_period=p.stoch_k,
+        slowk_period=p.stoch_slow,
+        slowk_matype=_SMA,
+        slowd_period=p.stoch_d,
+        slowd_matype=_SMA,
     )
-    v_stoch = np.zeros(n, dtype=np.int8)
+    out = np.zeros(c.n, dtype=np.int8)
     k_up, k_down = _crossings(k, d)
     k_now = k[1:]
-    _vote(k_up & (k_now < p.stoch_low), k_down & (k_now > p.stoch_high), out=v_stoch[1:])
+    _vote(k_up & (k_now < p.stoch_low), k_down & (k_now > p.stoch_high), out=out[1:])
+    return out
 
-    srsi = c.cached(("stoch_rsi", p.rsi_period, p.stochrsi_period), lambda: stoch_rsi(rsi, p.stochrsi_period))
-    cci = c.cached(("CCI", p.cci_period), lambda: talib.CCI(high, low, close, timeperiod=p.cci_period))
-    willr = c.cached(("WILLR", p.willr_period), lambda: talib.WILLR(high, low, close, timeperiod=p.willr_period))
 
-    roc = c.cached(("roc", p.roc_period), lambda: talib.ROC(close, timeperiod=p.roc_period))
-    v_roc = np.zeros(n, dtype=np.int8)
+def _roc_vote(roc: F64) -> I8:
+    out = np.zeros(len(roc), dtype=np.int8)
     roc_now, roc_before = roc[1:], roc[:-1]
-    _vote((roc_now > 0) & (roc_now > roc_before), (roc_now < 0) & (roc_now < roc_before), out=v_roc[1:])
+    _vote((roc_now > 0) & (roc_now > roc_before), (roc_now < 0) & (roc_now < roc_before), out=out[1:])
+    return out
 
-    line, sig = c.cached(
-        ("ppo", p.ppo_fast, p.ppo_slow, p.ppo_signal),
-        lambda: ppo(c.ema(p.ppo_fast), c.ema(p.ppo_slow), p.ppo_signal),
-    )
-    v_ppo = np.zeros(n, dtype=np.int8)
-    _vote(*_crossings(line, sig), out=v_ppo[1:])
 
+def _ppo_vote(c: Context, p: MomentumParams) -> I8:
+    line, sig = ppo(c.ema(p.ppo_fast), c.ema(p.ppo_slow), p.ppo_signal)
+    out = np.zeros(c.n, dtype=np.int8)
+    _vote(*_crossings(line, sig), out=out[1:])
+    return out
+
+
+def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
+    """The eight named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar).
+
+    Indicators only this signal uses are not kept in the context's memo: each is dropped once its vote is
+    cast, which keeps a long history's memory small.
+    """
+    close, high, low = c.close, c.high, c.low
+    rsi = c.rsi(p.rsi_period)
+    roc = c.cached(("roc", p.roc_period), lambda: talib.ROC(close, timeperiod=p.roc_period))
     # Elder bull power high - EMA and bear power low - EMA, compared with 0: high and low against the EMA
     ema = c.ema(p.elder_period)
     return {
-        "rsi_divergence": v_div,
-        "stochastic": v_stoch,
-        "stoch_rsi": _vote(srsi < p.stochrsi_low, srsi > p.stochrsi_high),
-        "cci": _vote(cci < -p.cci_bound, cci > p.cci_bound),
-        "williams_r": _vote(willr < p.willr_low, willr > p.willr_high),
-        "roc": v_roc,
-        "ppo": v_ppo,
+        "rsi_divergence": _divergence_vote(close, rsi, p.div_lookback),
+        "stochastic": _stochastic_vote(c, p),
+        "stoch_rsi": _band_vote(stoch_rsi(rsi, p.stochrsi_period), p.stochrsi_low, p.stochrsi_high),
+        "cci": _band_vote(talib.CCI(high, low, close, timeperiod=p.cci_period), -p.cci_bound, p.cci_bound),
+        "williams_r": _band_vote(talib.WILLR(high, low, close, timeperiod=p.willr_period), p.willr_low, p.willr_high),
+        "roc": _roc_vote(roc),
+        "ppo": _ppo_vote(c, p),
         "elder_power": _vote((high > ema) & (low > ema), (high < ema) & (low < ema)),
     }
 
