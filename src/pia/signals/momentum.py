@@ -64,8 +64,8 @@ def stoch_rsi(rsi: F64, period: int) -> F64:
 
     Equal to TA-Lib's ``STOCHRSI`` fast %K / 100, except that a flat RSI has no value (TA-Lib reports 0).
     """
-    lo, rng = talib.MINMAX(rsi, timeperiod=period)
-    rng -= lo
+    lo, rng = talib.MINMAX(rsi, timeperiod=period)  # (low, high)
+    rng -= lo  # high - low
     out = rsi - lo
     with np.errstate(invalid="ignore", divide="ignore"):
         out /= rng  # a zero range is a flat window: the RSI is its low too, and 0 / 0 is NaN
