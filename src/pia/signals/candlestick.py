@@ -7,6 +7,7 @@ the signal's docstring and checked on hand-worked candles in the tests.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
@@ -32,11 +33,14 @@ class CandlestickParams(Params):
     ] = 0.25
 
 
-def _shift(a: F64, k: int) -> F64:
-    out = np.empty_like(a)
-    out[:k] = np.nan
-    out[k:] = a[: len(a) - k]
-    return out
+_LOOP_WINDOWS = 8
+"""Up to this many regression windows, :func:`trend_sign` sums with plain floats (a live window has one)."""
+
+
+@lru_cache(maxsize=32)
+def _taps(period: int) -> tuple[tuple[int, int], ...]:
+    """(weight n-1-2j, j) for j < n/2: the slope's taps (see :func:`trend_sign`)."""
+    return tuple((period - 1 - 2 * j, j) for j in range(period // 2))
 
 
 def trend_sign(close: F64, period: int) -> F64:
@@ -48,60 +52,101 @@ def trend_sign(close: F64, period: int) -> F64:
     starts) makes a flat stretch exactly 0 and the value independent of the window.
     """
     n = len(close)
-    m = n - period + 1  # bars with a full regression window
-    out = np.full(n, np.nan)
-    if m <= 1:
+    m = n - period  # windows ending at bars period-1 .. n-2, read by bars period .. n-1
+    out = np.empty(n)
+    out[: min(period, n)] = np.nan
+    if m <= 0:
+        return out
+    taps = _taps(period)
+    if m <= _LOOP_WINDOWS:
+        # the same float operations, in the same order, as the array loop below
+        y = close.tolist()
+        sums = []
+        for start in range(m):
+            total = 0.0
+            for w, j in taps:
+                total += w * (y[start + period - 1 - j] - y[start + j])
+            sums.append(total)
+        out[period:] = np.sign(sums)
         return out
     acc = np.zeros(m)
-    for j in range(period // 2):
-        acc += (period - 1 - 2 * j) * (close[period - 1 - j : n - j] - close[j : j + m])
-    out[period:] = np.sign(acc[:-1])
+    for w, j in taps:
+        acc += w * (close[period - 1 - j : n - 1 - j] - close[j : j + m])
+    out[period:] = np.sign(acc)
     return out
 
 
-def candlestick_votes(c: Context, p: CandlestickParams) -> dict[str, I8]:
-    """The four family votes (+1 bullish, -1 bearish, 0 none) per bar."""
+def pattern_masks(c: Context, p: CandlestickParams) -> dict[str, tuple[Bool, Bool]]:
+    """Per family, its (bullish, bearish) masks per bar: never both on one bar (see each family's rule)."""
     o, h, low, cl = c.open, c.high, c.low, c.close
+    n = c.n
     body = np.abs(cl - o)
     rng = h - low
-    top = np.maximum(o, cl)
-    bottom = np.minimum(o, cl)
-    upper = h - top
-    lower = bottom - low
+    upper = h - np.maximum(o, cl)
+    lower = np.minimum(o, cl) - low
     has_range = rng > 0
+    green = cl > o
+    red = cl < o
     trend = c.cached(("linreg_trend", p.trend_period), lambda: trend_sign(c.close, p.trend_period))
     up = trend > 0
     down = trend < 0
 
     # hammer / hanging man (long lower wick) and inverted hammer / shooting star (long upper wick)
     short = p.short_wick * rng
-    hammer_shape: Bool = has_range & (lower >= p.wick_ratio * body) & (upper <= short)
-    inverted_shape: Bool = has_range & (upper >= p.wick_ratio * body) & (lower <= short)
-    shape = hammer_shape | inverted_shape
-    hammer = combine.vote(shape & down, shape & up)
+    long_wick = p.wick_ratio * body
+    shape = has_range & (((lower >= long_wick) & (upper <= short)) | ((upper >= long_wick) & (lower <= short)))
 
-    # engulfing: the current body covers the previous, opposite-coloured body and is longer
-    po, pc = _shift(o, 1), _shift(cl, 1)
-    pbody = np.abs(pc - po)
-    longer = body > pbody
-    bull_engulf = (pc < po) & (cl > o) & (o <= pc) & (cl >= po) & longer
-    bear_engulf = (pc > po) & (cl < o) & (o >= pc) & (cl <= po) & longer
-    engulfing = combine.vote(bull_engulf, bear_engulf)
+    # engulfing: the current body covers the previous, opposite-coloured body and is longer; bars 1..n-1
+    # against bars 0..n-2 (bar 0 has no previous candle)
+    po, pc, pbody = o[:-1], cl[:-1], body[:-1]
+    longer = body[1:] > pbody
+    bull_engulf = np.zeros(n, dtype=np.bool_)
+    bear_engulf = np.zeros(n, dtype=np.bool_)
+    bull_engulf[1:] = red[:-1] & green[1:] & (o[1:] <= pc) & (cl[1:] >= po) & longer
+    bear_engulf[1:] = green[:-1] & red[1:] & (o[1:] >= pc) & (cl[1:] <= po) & longer
 
     # doji after a trend: reversal against the trend
     doji_shape = has_range & (body < p.doji_body * rng)
-    doji = combine.vote(doji_shape & down, doji_shape & up)
 
-    # morning / evening star (no gap required)
-    o2, c2 = _shift(o, 2), _shift(cl, 2)
-    body2 = np.abs(c2 - o2)
-    long2 = body2 >= 0.5 * _shift(rng, 2)
-    small1 = pbody <= 0.3 * body2
-    mid2 = 0.5 * (o2 + c2)
-    morning = (c2 < o2) & long2 & small1 & (cl > o) & (cl > mid2)
-    evening = (c2 > o2) & long2 & small1 & (cl < o) & (cl < mid2)
-    star = combine.vote(morning, evening)
-    return {"hammer": hammer, "engulfing": engulfing, "doji": doji, "star": star}
+    # morning / evening star (no gap required): bars 2..n-1, the first candle two bars back
+    body2 = body[:-2]
+    first_long_second_small = (body2 >= 0.5 * rng[:-2]) & (body[1:-1] <= 0.3 * body2)
+    mid2 = 0.5 * (o[:-2] + cl[:-2])
+    morning = np.zeros(n, dtype=np.bool_)
+    evening = np.zeros(n, dtype=np.bool_)
+    morning[2:] = red[:-2] & first_long_second_small & green[2:] & (cl[2:] > mid2)
+    evening[2:] = green[:-2] & first_long_second_small & red[2:] & (cl[2:] < mid2)
+    return {
+        "hammer": (shape & down, shape & up),
+        "engulfing": (bull_engulf, bear_engulf),
+        "doji": (doji_shape & down, doji_shape & up),
+        "star": (morning, evening),
+    }
+
+
+def candlestick_votes(c: Context, p: CandlestickParams) -> dict[str, I8]:
+    """The four family votes (+1 bullish, -1 bearish, 0 none) per bar."""
+    return {name: combine.vote(bull, bear) for name, (bull, bear) in pattern_masks(c, p).items()}
+
+
+_FAMILIES = 4
+_TALLY_BULL = _FAMILIES + 1  # a bar's tally: bullish families * _TALLY_BULL + bearish families
+
+
+@lru_cache(maxsize=8)
+def _count_table(per_pattern: float) -> SignalOutput:
+    """``combine.pattern_count``'s action and confidence for each tally (B bullish and S bearish families)."""
+    tallies = np.arange((_FAMILIES + 1) * _TALLY_BULL)
+    bulls, bears = tallies // _TALLY_BULL, tallies % _TALLY_BULL
+    rows = np.arange(_FAMILIES)[:, None]
+    # tally t as 4 family votes: B bullish, then S bearish (tallies with B + S > 4 cannot occur: those hold)
+    subs = np.where(rows < bulls, 1, np.where(rows < bulls + bears, -1, 0)).astype(np.int8)
+    out = combine.pattern_count(list(subs), per_pattern)
+    possible = bulls + bears <= _FAMILIES
+    action = np.where(possible, out.action, 0).astype(np.int8)
+    confidence = np.where(possible, out.confidence, 0.0)
+    action.flags.writeable = confidence.flags.writeable = False
+    return SignalOutput(action, confidence)
 
 
 def candlestick(c: Context, p: CandlestickParams) -> SignalOutput:
@@ -130,7 +175,12 @@ def candlestick(c: Context, p: CandlestickParams) -> SignalOutput:
     without a pattern do not block), SELL on the mirror, HOLD on a tie; confidence = 0.25 x the
     winning count (`per_pattern`), capped at 1.
     """
-    return combine.pattern_count(list(candlestick_votes(c, p).values()), p.per_pattern)
+    masks = list(pattern_masks(c, p).values())
+    bulls = masks[0][0].view(np.int8) + masks[1][0] + masks[2][0] + masks[3][0]
+    bears = masks[0][1].view(np.int8) + masks[1][1] + masks[2][1] + masks[3][1]
+    tally = bulls * np.int8(_TALLY_BULL) + bears
+    action, confidence = _count_table(p.per_pattern)
+    return SignalOutput(action.take(tally), confidence.take(tally))
 
 
 def _warmup(p: CandlestickParams) -> int:
