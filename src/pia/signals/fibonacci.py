@@ -38,63 +38,104 @@ def swing_range(c: Context, n: int) -> tuple[F64, F64]:
 def sma_trend(c: Context, period: int, lag: int) -> tuple[Bool, Bool]:
     """(up, down): SMA(period) now above / below its value ``lag`` bars ago by more than rounding noise."""
     sma = c.sma(period)
-    d = sma - c.prev(sma, lag)
-    noise = FLAT_SLOPE * np.abs(sma)
-    return d > noise, d < -noise
+    now = sma[lag:]
+    d = now - sma[: len(now)]
+    noise = FLAT_SLOPE * np.abs(now)
+    up = np.zeros(c.n, dtype=np.bool_)
+    down = np.zeros(c.n, dtype=np.bool_)
+    np.greater(d, noise, out=up[lag:])
+    np.less(d, -noise, out=down[lag:])
+    return up, down
 
 
 def floor_pivots(high: F64, low: F64, close: F64) -> tuple[F64, F64]:
     """Standard floor pivots (R1, S1) from one bar's H/L/C: P = (H + L + C) / 3, R1 = 2P - L, S1 = 2P - H."""
     p = (high + low + close) / 3.0
-    return 2.0 * p - low, 2.0 * p - high
+    p *= 2.0
+    return p - low, p - high
 
 
 def camarilla(high: F64, low: F64, close: F64) -> tuple[F64, F64]:
     """Camarilla (R3, S3) from one bar's H/L/C: C ± (H - L) x 1.1 / 4."""
-    half = (high - low) * (1.1 / 4.0)
+    half = high - low
+    half *= 1.1 / 4.0
     return close + half, close - half
 
 
-def fibonacci_votes(c: Context, p: FibonacciParams) -> dict[str, I8]:
-    """The five sub-votes (+1 BUY, -1 SELL, 0 HOLD) per bar."""
+VOTES = ("retracement", "golden_pocket", "extension", "pivots", "camarilla")
+"""The sub-indicators, in the order of the rows of :func:`_vote_rows`."""
+
+
+def _vote_into(out: I8, buy: Bool, sell: Bool) -> None:
+    np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
+
+
+def _near(a: F64, level: F64, tol: F64 | float) -> Bool:
+    """``|a - level| <= tol``."""
+    d = a - level
+    np.abs(d, out=d)
+    out: Bool = d <= tol
+    return out
+
+
+def _vote_rows(c: Context, p: FibonacciParams) -> I8:
+    """The sub-votes, one row per :data:`VOTES` entry (0 where a sub-indicator is not ready).
+
+    A vote on bar ``t`` that uses bar ``t - k`` is written from bar ``k`` on, from shifted views.
+    """
     o, h, low, close = c.open, c.high, c.low, c.close
+    votes = np.zeros((len(VOTES), c.n), dtype=np.int8)
+    bounce, pocket, extension, pivots, cam = votes
     hi, lo = swing_range(c, p.period)
     rng = hi - lo
     up, down = sma_trend(c, p.trend_sma, p.slope_bars)
 
     # retracement bounce: uptrend levels measured down from the high, downtrend levels up from the low
     tol = p.touch_pct / 100.0 * rng
-    bull_bounce = np.zeros(c.n, dtype=np.bool_)
-    bear_bounce = np.zeros(c.n, dtype=np.bool_)
-    for r in (0.5, 0.618):
-        lv_up = hi - r * rng
-        lv_dn = lo + r * rng
-        bull_bounce |= (np.abs(low - lv_up) <= tol) & (close > lv_up)
-        bear_bounce |= (np.abs(h - lv_dn) <= tol) & (close < lv_dn)
-    bounce = combine.vote(up & bull_bounce & (close > o), down & bear_bounce & (close < o))
+    up_50, dn_50 = hi - 0.5 * rng, lo + 0.5 * rng
+    up_618, dn_618 = hi - 0.618 * rng, lo + 0.618 * rng
+    bull = _near(low, up_50, tol) & (close > up_50)
+    bull |= _near(low, up_618, tol) & (close > up_618)
+    bull &= up
+    bull &= close > o
+    bear = _near(h, dn_50, tol) & (close < dn_50)
+    bear |= _near(h, dn_618, tol) & (close < dn_618)
+    bear &= down
+    bear &= close < o
+    _vote_into(bounce, bull, bear)
 
-    pocket = combine.vote(
-        up & (close <= hi - 0.618 * rng) & (close >= hi - 0.65 * rng),
-        down & (close >= lo + 0.618 * rng) & (close <= lo + 0.65 * rng),
-    )
+    buy = close <= up_618
+    buy &= close >= hi - 0.65 * rng
+    buy &= up
+    sell = close >= dn_618
+    sell &= close <= lo + 0.65 * rng
+    sell &= down
+    _vote_into(pocket, buy, sell)
 
     # 161.8 % extension of the previous swing window (the `period` bars before the current one)
-    ref_hi = c.prev(hi, p.period)
-    ref_lo = c.prev(lo, p.period)
+    ref_hi, ref_lo = hi[: -p.period], lo[: -p.period]
+    now = close[p.period :]
     ref = ref_hi - ref_lo
-    ext_up = ref_lo + 1.618 * ref
-    ext_dn = ref_hi - 1.618 * ref
+    ref *= 1.618
+    ext_up = ref_lo + ref
+    ext_dn = ref_hi - ref
     etol = p.ext_tolerance_pct / 100.0
-    extension = combine.vote(
-        np.abs(close - ext_dn) <= etol * np.abs(ext_dn), np.abs(close - ext_up) <= etol * np.abs(ext_up)
+    _vote_into(
+        extension[p.period :], _near(now, ext_dn, etol * np.abs(ext_dn)), _near(now, ext_up, etol * np.abs(ext_up))
     )
 
-    ph, pl, pc = c.prev(h), c.prev(low), c.prev(close)
+    # pivots of the previous bar
+    ph, pl, pc, now = h[:-1], low[:-1], close[:-1], close[1:]
     r1, s1 = floor_pivots(ph, pl, pc)
-    pivots = combine.vote(close > r1, close < s1)
+    _vote_into(pivots[1:], now > r1, now < s1)
     r3, s3 = camarilla(ph, pl, pc)
-    cam = combine.vote(close > r3, close < s3)
-    return {"retracement": bounce, "golden_pocket": pocket, "extension": extension, "pivots": pivots, "camarilla": cam}
+    _vote_into(cam[1:], now > r3, now < s3)
+    return votes
+
+
+def fibonacci_votes(c: Context, p: FibonacciParams) -> dict[str, I8]:
+    """The five sub-votes (+1 BUY, -1 SELL, 0 HOLD) per bar."""
+    return dict(zip(VOTES, _vote_rows(c, p), strict=True))
 
 
 def fibonacci(c: Context, p: FibonacciParams) -> SignalOutput:
@@ -121,7 +162,7 @@ def fibonacci(c: Context, p: FibonacciParams) -> SignalOutput:
     Combining (shared majority rule): BUY only if the BUY votes outnumber both the SELL votes and the
     abstentions (SELL likewise), otherwise HOLD; confidence = winning votes / (BUY + SELL votes).
     """
-    return combine.majority(list(fibonacci_votes(c, p).values()))
+    return combine.majority(list(_vote_rows(c, p)))
 
 
 def _warmup(p: FibonacciParams) -> int:
