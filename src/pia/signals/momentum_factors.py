@@ -70,22 +70,28 @@ class MomentumFactorsParams(Params):
         return self
 
 
-def _ago(a: F64, k: int) -> F64:
-    """``a`` as of ``k`` bars ago (NaN for the first ``k`` bars)."""
-    if k == 0:
-        return a
-    out = np.full_like(a, np.nan)
-    out[k:] = a[:-k]
+def _vote(buy: Bool, sell: Bool, n: int) -> I8:
+    """:func:`pia.signals.combine.vote` for conditions that start at bar ``n - len(buy)`` (the bars before HOLD)."""
+    out = np.zeros(n, dtype=np.int8)
+    np.subtract(buy.view(np.int8), sell.view(np.int8), out=out[n - len(buy) :])
     return out
+
+
+def _lagged(a: F64, k: int) -> tuple[F64, F64]:
+    """(``a[t]``, ``a[t - k]``) for the bars ``t >= k`` (both empty if there are none)."""
+    m = max(len(a) - k, 0)
+    return a[k : k + m], a[:m]
 
 
 def _run(mask: Bool, k: int) -> Bool:
-    """``mask`` held on each of the last ``k`` bars."""
-    out = mask.copy()
-    for j in range(1, k):
-        out[j:] &= mask[:-j]
-        out[:j] = False
-    return out
+    """``mask`` held on each of the last ``k`` bars, for the bars from ``k - 1`` on (``k - 1`` elements shorter
+    than ``mask``; ``mask`` itself if ``k`` is 1)."""
+    run, held = mask, 1  # run[i]: mask held on the ``held`` bars ending at bar i + held - 1
+    while held < k:
+        step = min(held, k - held)  # join two overlapping or touching runs: the length grows by ``step``
+        run = run[step:] & run[:-step]
+        held += step
+    return run
 
 
 def momentum_factors_warmup(p: MomentumFactorsParams) -> int:
@@ -103,37 +109,45 @@ def momentum_factors_warmup(p: MomentumFactorsParams) -> int:
 
 def momentum_factor_votes(c: Context, p: MomentumFactorsParams) -> dict[str, I8]:
     """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
-    o, h, lo, close = c.open, c.high, c.low, c.close
+    o, h, lo, close, n = c.open, c.high, c.low, c.close, c.n
 
-    tsmom = _ago(close, p.skip) / _ago(close, p.lookback)  # growth from lookback to skip bars ago
-    v_tsmom = combine.vote(tsmom > 1.0, tsmom < 1.0)
+    m = max(n - p.lookback, 0)
+    start = p.lookback - p.skip
+    tsmom = close[start : start + m] / close[:m]  # growth from lookback to skip bars ago, from bar lookback on
+    v_tsmom = _vote(tsmom > 1.0, tsmom < 1.0, n)
 
     roc = c.cached(("roc", p.roc_period), lambda: talib.ROC(close, p.roc_period))
-    v_roc = combine.vote(roc > p.roc_pct, roc < -p.roc_pct)
+    v_roc = _vote(roc > p.roc_pct, roc < -p.roc_pct, n)
 
     hh = c.cached(("highest_high", p.range_period), lambda: talib.MAX(h, p.range_period))
     ll = c.cached(("lowest_low", p.range_period), lambda: talib.MIN(lo, p.range_period))
     to_high = close / hh
-    v_high = combine.vote(to_high > p.near_high, to_high < p.far_from_high)
+    v_high = _vote(to_high > p.near_high, to_high < p.far_from_high, n)
 
     green = close > o
     red = close < o
-    bounce = (close <= ll * (1.0 + p.near_low_pct / 100.0)) & _run(green, p.green_bars)
-    new_low = (lo < _ago(ll, 1)) & (close <= lo * (1.0 + p.new_low_pct / 100.0))
-    v_low = combine.vote(bounce, new_low)
+    bounce = close <= ll * (1.0 + p.near_low_pct / 100.0)
+    bounce[: p.green_bars - 1] = False
+    bounce[p.green_bars - 1 :] &= _run(green, p.green_bars)
+    new_low = close <= lo * (1.0 + p.new_low_pct / 100.0)
+    new_low[:1] = False
+    new_low[1:] &= lo[1:] < ll[:-1]  # below the lowest low of the previous range_period bars
+    v_low = _vote(bounce, new_low, n)
 
-    v_run = combine.vote(_run(green, p.run), _run(red, p.run))
+    v_run = _vote(_run(green, p.run), _run(red, p.run), n)
 
     k = p.accel_period
-    recent = close / _ago(close, k) - 1.0
-    before = _ago(recent, k)
-    v_accel = combine.vote((recent > before) & (before > 0), (recent < before) & (before < 0))
+    recent = np.divide(*_lagged(close, k))  # from bar k on
+    recent -= 1.0
+    now, before = _lagged(recent, k)  # from bar 2k on
+    v_accel = _vote((now > before) & (before > 0), (now < before) & (before < 0), n)
 
     vol_sum = c.cached(("volume_sum", p.volume_recent), lambda: talib.SUM(c.volume, p.volume_recent))
     prior_sum = c.cached(("volume_sum", p.volume_prior), lambda: talib.SUM(c.volume, p.volume_prior))
-    expanding = vol_sum * p.volume_prior > p.volume_ratio * p.volume_recent * _ago(prior_sum, p.volume_recent)
-    change = close - _ago(close, p.volume_recent)
-    v_volume = combine.vote(expanding & (change > 0), expanding & (change < 0))
+    vol_now, prior_before = vol_sum[p.volume_recent :], _lagged(prior_sum, p.volume_recent)[1]
+    expanding = vol_now * p.volume_prior > p.volume_ratio * p.volume_recent * prior_before
+    close_now, close_before = _lagged(close, p.volume_recent)
+    v_volume = _vote(expanding & (close_now > close_before), expanding & (close_now < close_before), n)
 
     return {
         "time_series_momentum": v_tsmom,

@@ -108,8 +108,11 @@ def cross_down(a: F64, b: F64 | float) -> Bool:
 
 def awesome_oscillator(high: F64, low: F64, fast: int = 5, slow: int = 34) -> F64:
     """Bill Williams' AO: SMA(fast) - SMA(slow) of the median price (high + low) / 2."""
-    median = (high + low) * 0.5
-    return talib.SMA(median, fast) - talib.SMA(median, slow)
+    median = high + low
+    median *= 0.5
+    ao: F64 = talib.SMA(median, fast)
+    ao -= talib.SMA(median, slow)
+    return ao
 
 
 def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]:
@@ -118,10 +121,15 @@ def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]
     vmp = np.empty_like(high)
     vmm = np.empty_like(high)
     vmp[:1] = vmm[:1] = np.nan
-    np.abs(high[1:] - low[:-1], out=vmp[1:])
-    np.abs(low[1:] - high[:-1], out=vmm[1:])
+    np.abs(np.subtract(high[1:], low[:-1], out=vmp[1:]), out=vmp[1:])
+    np.abs(np.subtract(low[1:], high[:-1], out=vmm[1:]), out=vmm[1:])
     tr = talib.SUM(talib.TRANGE(high, low, close), period)
-    return talib.SUM(vmp, period) / tr, talib.SUM(vmm, period) / tr
+    vip: F64 = talib.SUM(vmp, period)
+    vim: F64 = talib.SUM(vmm, period)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no true range (flat bars): inf or NaN, no vote
+        vip /= tr
+        vim /= tr
+    return vip, vim
 
 
 def chande_momentum(close: F64, period: int = 9) -> F64:
@@ -131,37 +139,49 @@ def chande_momentum(close: F64, period: int = 9) -> F64:
     d = np.empty_like(close)
     d[:1] = np.nan
     np.subtract(close[1:], close[:-1], out=d[1:])
-    up = talib.SUM(np.maximum(d, 0.0), period)
     total = talib.SUM(np.abs(d), period)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out: F64 = 100.0 * (2.0 * up - total) / total
-    out[total <= 0] = np.nan
+    out: F64 = talib.SUM(np.maximum(d, 0.0, out=d), period)  # Su
+    total[total <= 0] = np.nan  # no move: NaN, without dividing by zero
+    out *= 2.0
+    out -= total
+    out *= 100.0
+    out /= total
     return out
 
 
 def kst(close: F64, signal: int = 9) -> tuple[F64, F64]:
     """(KST, signal): Pring's Know Sure Thing, sum of w_i x SMA(ROC(close, r_i), s_i) with
     r = 10/15/20/30, s = 10/10/10/15, w = 1/2/3/4 (ROC in percent); the signal is its SMA(``signal``)."""
-    k = np.zeros_like(close)
-    for r, s, w in zip(KST_ROC, KST_SMA, KST_WEIGHTS, strict=True):
-        k += w * talib.SMA(talib.ROC(close, r), s)
+    # the weighted SMAs summed in place, in order (starting from 0.0 would change nothing: they are never -0.0)
+    k, *rest = [talib.SMA(talib.ROC(close, r), s) for r, s in zip(KST_ROC, KST_SMA, strict=True)]
+    k *= KST_WEIGHTS[0]
+    for term, w in zip(rest, KST_WEIGHTS[1:], strict=True):
+        term *= w
+        k += term
     return k, talib.SMA(k, signal)
 
 
 def stochastic(x: F64, cycle: int) -> F64:
     """100 x (x - lowest) / (highest - lowest) over the last ``cycle`` values; where that range is zero, the
     previous value (50 if there is none yet). Leading NaNs stay NaN."""
-    lo = talib.MIN(x, cycle)
-    rng = talib.MAX(x, cycle) - lo
-    with np.errstate(invalid="ignore", divide="ignore"):
-        k: F64 = 100.0 * (x - lo) / rng
+    k, rng = talib.MINMAX(x, cycle)  # lowest, highest: the same loops as MIN and MAX, in one call
+    rng -= k
+    np.subtract(x, k, out=k)
+    k *= 100.0
     flat = rng == 0
-    if flat.any():
-        # no range: the stochastic is undefined; carry its last defined value (50 if it never had one),
-        # which keeps the EMA chain that follows free of NaN
-        idx = np.where(flat | np.isnan(rng), -1, np.arange(len(k)))
-        np.maximum.accumulate(idx, out=idx)
-        k = np.where(flat, np.where(idx >= 0, k[idx], 50.0), k)
+    if not np.count_nonzero(flat):
+        k /= rng
+        return k
+    # no range: the stochastic is undefined; carry its last defined value (50 if it never had one),
+    # which keeps the EMA chain that follows free of NaN
+    rng[flat] = np.nan  # NaN instead of 0 / 0; with the leading NaNs, it marks the bars without a value
+    k /= rng
+    src = np.arange(len(k))
+    src[np.isnan(rng)] = -1
+    np.maximum.accumulate(src, out=src)  # the last bar with a value, -1 before the first one
+    k[flat] = k[src[flat]]
+    none_yet = np.searchsorted(src, 0)
+    k[:none_yet][flat[:none_yet]] = 50.0
     return k
 
 
@@ -181,7 +201,9 @@ def schaff_trend_cycle(
 
 def coppock(close: F64, long: int = 14, short: int = 11, wma: int = 10) -> F64:
     """Coppock curve: WMA(``wma``) of ROC(long) + ROC(short), ROC in percent."""
-    return talib.WMA(talib.ROC(close, long) + talib.ROC(close, short), wma)
+    roc = talib.ROC(close, long)
+    roc += talib.ROC(close, short)
+    return talib.WMA(roc, wma)
 
 
 def oscillators_warmup(p: OscillatorsParams) -> int:
@@ -209,27 +231,56 @@ def oscillators_window(p: OscillatorsParams) -> int:
 # --- sub-votes and composite --------------------------------------------------------------------
 
 
+def _vote(buy: Bool, sell: Bool, n: int) -> I8:
+    """:func:`pia.signals.combine.vote` in one ufunc call, for conditions that start at bar ``n - len(buy)``
+    (the bars before HOLD)."""
+    out = np.zeros(n, dtype=np.int8)
+    np.subtract(buy, sell, out=out[n - len(buy) :], dtype=np.int8)
+    return out
+
+
+def _crossings(a: F64, b: F64 | float) -> tuple[Bool, Bool]:
+    """(:func:`cross_up`, :func:`cross_down`) from bar 1 on (one element shorter than ``a``)."""
+    a0, a1 = a[:-1], a[1:]
+    b0, b1 = (b[:-1], b[1:]) if isinstance(b, np.ndarray) else (b, b)
+    return (a0 <= b0) & (a1 > b1), (a0 >= b0) & (a1 < b1)
+
+
+def _awesome_vote(ao: F64) -> I8:
+    """BUY on a zero cross up or a bullish saucer, SELL on the mirrors: :func:`cross_up` ``|`` :func:`trough`
+    (above zero, strict) against :func:`cross_down` ``|`` :func:`peak` (below zero, strict), folded: bar ``t``
+    BUYs if ``ao[t] > 0`` and either ``ao[t-1] <= 0`` (the cross) or ``ao[t-1]`` fell and ``ao[t]`` rose (then
+    ``ao[t-1] > 0``: a saucer; a NaN ``ao[t-1]`` compares false both ways)."""
+    a0, a1 = ao[1:], ao[:-1]  # bar t, bar t-1, for t >= 1
+    rise, fall = a0 > a1, a0 < a1
+    buy = a1 <= 0.0
+    buy[1:] |= fall[:-1] & rise[1:]
+    buy &= a0 > 0.0
+    sell = a1 >= 0.0
+    sell[1:] |= rise[:-1] & fall[1:]
+    sell &= a0 < 0.0
+    return _vote(buy, sell, len(ao))
+
+
 def oscillator_votes(c: Context, p: OscillatorsParams) -> dict[str, I8]:
     """The eight named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
-    h, lo, close = c.high, c.low, c.close
+    h, lo, close, n = c.high, c.low, c.close, c.n
 
     ao = c.cached(("awesome_oscillator", p.ao_fast, p.ao_slow), lambda: awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
-    # saucer: a dip above zero turning back up (all three bars above zero), or the mirror below zero
-    saucer_up = trough(ao, 0.0, above=True, strict=True)
-    saucer_down = peak(ao, 0.0, above=False, strict=True)
-    v_ao = combine.vote(cross_up(ao, 0.0) | saucer_up, cross_down(ao, 0.0) | saucer_down)
+    # a zero cross, or a saucer: a dip above zero turning back up (all three bars above zero), or the mirror
+    v_ao = _awesome_vote(ao)
 
     aroon = c.cached(("aroonosc", p.aroon_period), lambda: talib.AROONOSC(h, lo, p.aroon_period))
-    v_aroon = combine.vote(aroon > p.aroon_level, aroon < -p.aroon_level)
+    v_aroon = _vote(aroon > p.aroon_level, aroon < -p.aroon_level, n)
 
     vip, vim = c.cached(("vortex", p.vortex_period), lambda: vortex(h, lo, close, p.vortex_period))
-    v_vortex = combine.vote((vip > vim) & (vip > p.vortex_level), (vim > vip) & (vim > p.vortex_level))
+    v_vortex = _vote((vip > vim) & (vip > p.vortex_level), (vim > vip) & (vim > p.vortex_level), n)
 
     cmo = c.cached(("chande_momentum", p.cmo_period), lambda: chande_momentum(close, p.cmo_period))
-    v_cmo = combine.vote(cmo > p.cmo_level, cmo < -p.cmo_level)
+    v_cmo = _vote(cmo > p.cmo_level, cmo < -p.cmo_level, n)
 
     k, ks = c.cached(("kst", p.kst_signal), lambda: kst(close, p.kst_signal))
-    v_kst = combine.vote(cross_up(k, ks), cross_down(k, ks))
+    v_kst = _vote(*_crossings(k, ks), n)
 
     stc = c.cached(
         ("schaff", p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth),
@@ -237,19 +288,27 @@ def oscillator_votes(c: Context, p: OscillatorsParams) -> dict[str, I8]:
             close, p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth, macd=c.ema(p.stc_fast) - c.ema(p.stc_slow)
         ),
     )
-    v_stc = combine.vote((stc < p.stc_low) | cross_up(stc, 50.0), (stc > p.stc_high) | cross_down(stc, 50.0))
+    buy, sell = stc < p.stc_low, stc > p.stc_high
+    up, down = _crossings(stc, 50.0)
+    buy[1:] |= up
+    sell[1:] |= down
+    v_stc = _vote(buy, sell, n)
 
     trix = c.cached(("trix", p.trix_period), lambda: talib.TRIX(close, p.trix_period))
     trix_sig = c.cached(("trix_signal", p.trix_period, p.trix_signal), lambda: talib.EMA(trix, p.trix_signal))
-    v_trix = combine.vote(
-        cross_up(trix, 0.0) | cross_up(trix, trix_sig), cross_down(trix, 0.0) | cross_down(trix, trix_sig)
-    )
+    up, down = _crossings(trix, 0.0)
+    up_sig, down_sig = _crossings(trix, trix_sig)
+    up |= up_sig
+    down |= down_sig
+    v_trix = _vote(up, down, n)
 
     cop = c.cached(
         ("coppock", p.coppock_long, p.coppock_short, p.coppock_wma),
         lambda: coppock(close, p.coppock_long, p.coppock_short, p.coppock_wma),
     )
-    v_cop = combine.vote(trough(cop, 0.0, above=False, strict=False), peak(cop, 0.0, above=True, strict=False))
+    # trough(cop, 0, above=False, strict=False) against peak(cop, 0, above=True, strict=False)
+    c0, c1, c2 = cop[2:], cop[1:-1], cop[:-2]
+    v_cop = _vote((c1 < 0.0) & (c1 <= c2) & (c0 > c1), (c1 > 0.0) & (c1 >= c2) & (c0 < c1), n)
 
     return {
         "awesome": v_ao,
