@@ -22,44 +22,51 @@ import numpy.typing as npt
 from pia.signals.base import I8, Bool, SignalOutput, from_masks
 
 
-def vote(buy: Bool, sell: Bool) -> I8:
-    """A sub-indicator's vote from its BUY and SELL conditions (both true, or neither: HOLD)."""
+def vote(buy: Bool, sell: Bool, out: I8 | None = None) -> I8:
+    """A sub-indicator's vote from its BUY and SELL conditions (both true, or neither: HOLD).
+
+    ``out`` (an int8 array, e.g. a row of a composite's vote matrix) receives the votes in place.
+    """
     if buy.dtype == np.bool_ and sell.dtype == np.bool_:
-        return np.subtract(buy.view(np.int8), sell.view(np.int8))  # booleans are bytes 0/1: no cast
-    return np.subtract(buy, sell, dtype=np.int8)
+        return np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)  # booleans are bytes 0/1: no cast
+    return np.subtract(buy, sell, dtype=np.int8, out=out)
 
 
-def _counts(subs: Sequence[I8]) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16], int]:
+Subs = Sequence[I8] | I8
+"""Sub-indicator votes: a sequence of per-bar vote arrays, or a (k, n) int8 matrix with one row each."""
+
+
+def _counts(subs: Subs) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16], int]:
     """Per bar: net = B - S and active = B + S (votes are -1, 0, +1), and k, the number of sub-indicators."""
-    if not subs:
+    if len(subs) == 0:
         raise ValueError("a composite needs at least one sub-indicator")
-    m = np.array(subs, dtype=np.int8)
+    m = np.asarray(subs, dtype=np.int8)  # a matrix is used as it is; a sequence is stacked once
     net = np.add.reduce(m, axis=0, dtype=np.int16)
     active = np.add.reduce(np.abs(m), axis=0, dtype=np.int16)
     return net, active, m.shape[0]
 
 
-def majority(subs: Sequence[I8]) -> SignalOutput:
+def majority(subs: Subs) -> SignalOutput:
     net, active, k = _counts(subs)
     win = (active + np.abs(net)) >> 1  # max(B, S)
     beats_hold = win > k - active
     return from_masks((net > 0) & beats_hold, (net < 0) & beats_hold, win / np.maximum(active, 1))
 
 
-def majority_of_all(subs: Sequence[I8]) -> SignalOutput:
+def majority_of_all(subs: Subs) -> SignalOutput:
     net, active, k = _counts(subs)
     win = (active + np.abs(net)) >> 1
     beats_hold = win > k - active
     return from_masks((net > 0) & beats_hold, (net < 0) & beats_hold, win / k)
 
 
-def pattern_count(subs: Sequence[I8], per_pattern: float = 0.25) -> SignalOutput:
+def pattern_count(subs: Subs, per_pattern: float = 0.25) -> SignalOutput:
     net, active, _ = _counts(subs)
     win = (active + np.abs(net)) >> 1
     return from_masks(net > 0, net < 0, np.multiply(win, per_pattern, dtype=np.float64))
 
 
-def calendar_rule(subs: Sequence[I8], min_votes: int = 2, cap: float = 0.6) -> SignalOutput:
+def calendar_rule(subs: Subs, min_votes: int = 2, cap: float = 0.6) -> SignalOutput:
     net, active, _ = _counts(subs)
     win = (active + np.abs(net)) >> 1
     enough = win >= min_votes
