@@ -47,11 +47,11 @@ def rsi_moving(c: Context, period: int) -> F64:
     change at all: TA-Lib reports 0, which would read as oversold)."""
 
     def compute() -> F64:
-        r = c.rsi(period).copy()
-        span = period + 1
-        flat = (r == 0) & (talib.MAX(c.close, span) == talib.MIN(c.close, span))
-        r[flat] = np.nan
-        return r
+        r = c.rsi(period)
+        if r.all():  # no 0 anywhere (NaN counts as true): the shared RSI as it is
+            return r
+        lowest, highest = talib.MINMAX(c.close, period + 1)
+        return np.where((r == 0) & (highest == lowest), np.nan, r)
 
     return c.cached(("rsi_moving", period), compute)
 
@@ -73,14 +73,18 @@ def gap_fade(open_: F64, close: F64, gap_pct: float = 0.5, fill: float = 0.3) ->
     """
     buy = np.zeros(close.shape, dtype=np.bool_)
     sell = np.zeros(close.shape, dtype=np.bool_)
-    o, c, pc = open_[1:], close[1:], close[:-1]
-    gap = o - pc
-    filled = o - c  # positive when the close is back below the open
-    up = gap > pc * (gap_pct / 100.0)
-    down = gap < -pc * (gap_pct / 100.0)
-    sell[1:] = up & (filled >= fill * gap)
-    buy[1:] = down & (filled <= fill * gap)
+    buy[1:], sell[1:] = _gap_fade_after_first(open_, close, gap_pct, fill)
     return buy, sell
+
+
+def _gap_fade_after_first(open_: F64, close: F64, gap_pct: float, fill: float) -> tuple[Bool, Bool]:
+    """:func:`gap_fade`'s (BUY, SELL) masks of bars ``1 ..`` (the first bar has no previous close)."""
+    o, pc = open_[1:], close[:-1]
+    gap = o - pc
+    filled = o - close[1:]  # positive when the close is back below the open
+    least = pc * (gap_pct / 100.0)
+    part = fill * gap
+    return (gap < -least) & (filled <= part), (gap > least) & (filled >= part)
 
 
 def mean_reversion_warmup(p: MeanReversionParams) -> int:
@@ -104,14 +108,20 @@ def mean_reversion_votes(c: Context, p: MeanReversionParams) -> dict[str, I8]:
     fast_low, fast_high = r_fast < p.rsi_fast_low, r_fast > p.rsi_fast_high
     ibs_low, ibs_high = ibs < p.ibs_low, ibs > p.ibs_high
 
-    down = np.zeros(c.n, dtype=np.bool_)
-    up = np.zeros(c.n, dtype=np.bool_)
-    np.less(close[1:], close[:-1], out=down[1:])
-    np.greater(close[1:], close[:-1], out=up[1:])
-    down_run, up_run = down.copy(), up.copy()
-    for j in range(1, p.streak):
-        down_run[j:] &= down[:-j]
-        up_run[j:] &= up[:-j]
+    # Shifted slices compare bar t with bar t - 1; a streak of k moves can first vote on bar k.
+    n, k = c.n, p.streak
+    streak = np.zeros(n, dtype=np.int8)
+    if n > k:
+        now, before = close[1:], close[:-1]
+        fell, rose = now < before, now > before  # index i: bar i + 1 against bar i
+        m = n - k
+        falls, rises = fell[k - 1 :], rose[k - 1 :]  # bars k ..: the move into bar t, then the j-th before it
+        for j in range(1, k):
+            falls = falls & fell[k - 1 - j : k - 1 - j + m]
+            rises = rises & rose[k - 1 - j : k - 1 - j + m]
+        streak[k:] = combine.vote(falls, rises)
+    gap = np.zeros(n, dtype=np.int8)
+    gap[1:] = combine.vote(*_gap_fade_after_first(c.open, close, p.gap_pct, p.gap_fill))
 
     upper, _, lower = c.bbands(p.bb_period, p.bb_dev)
     width = upper - lower
@@ -122,8 +132,8 @@ def mean_reversion_votes(c: Context, p: MeanReversionParams) -> dict[str, I8]:
         "rsi_fast": combine.vote(fast_low, fast_high),
         "rsi_slow": combine.vote(r_slow < p.rsi_slow_low, r_slow > p.rsi_slow_high),
         "ibs": combine.vote(ibs_low, ibs_high),
-        "streak": combine.vote(down_run, up_run),
-        "gap_fade": combine.vote(*gap_fade(c.open, close, p.gap_pct, p.gap_fill)),
+        "streak": streak,
+        "gap_fade": gap,
         "percent_b": combine.vote(pct_b < p.pct_b_low, pct_b > p.pct_b_high),
         "ibs_and_rsi": combine.vote(ibs_low & fast_low, ibs_high & fast_high),
     }

@@ -44,26 +44,29 @@ def _rolling_min(c: Context, a: F64, name: str, n: int) -> F64:
 
 def structure_votes(c: Context, p: StructureParams) -> dict[str, I8]:
     """The four sub-votes (+1 BUY, -1 SELL, 0 HOLD) per bar."""
-    close = c.close
+    close, n = c.close, c.n
     hh = _rolling_max(c, c.high, "high", p.period)
     ll = _rolling_min(c, c.low, "low", p.period)
     near = p.near_pct / 100.0
     range_pos = combine.vote(close >= hh * (1.0 - near), close <= ll * (1.0 + near))
 
-    upper = c.prev(_rolling_max(c, c.high, "high", p.donchian))
-    lower = c.prev(_rolling_min(c, c.low, "low", p.donchian))
-    donchian = combine.vote(close > upper, close < lower)
+    # Bar t against bar t - 1 through shifted slices; the first bar has no previous bar and holds.
+    now = close[1:]
+    upper = _rolling_max(c, c.high, "high", p.donchian)[:-1]
+    lower = _rolling_min(c, c.low, "low", p.donchian)[:-1]
+    donchian = np.zeros(n, dtype=np.int8)
+    donchian[1:] = combine.vote(now > upper, now < lower)
 
     r = c.rsi(p.rsi_period)
-    if (r == 0).any():  # TA-Lib gives 0 when nothing moved: no RSI there, not "oversold"
-        span = p.rsi_period + 1
-        flat = (r == 0) & (talib.MAX(close, span) == talib.MIN(close, span))
-        r = np.where(flat, np.nan, r)
+    if not r.all():  # some 0 (NaN is truthy); TA-Lib gives 0 when nothing moved: no RSI there, not "oversold"
+        lowest, highest = talib.MINMAX(close, p.rsi_period + 1)
+        r = np.where((r == 0) & (highest == lowest), np.nan, r)
     rsi = combine.vote(r > p.rsi_buy, r < p.rsi_sell)
 
     hist = c.macd(p.macd_fast, p.macd_slow, p.macd_signal)[2]
-    prev = c.prev(hist)
-    macd = combine.vote((prev <= 0) & (hist > 0), (prev >= 0) & (hist < 0))
+    before, after = hist[:-1], hist[1:]
+    macd = np.zeros(n, dtype=np.int8)
+    macd[1:] = combine.vote((before <= 0) & (after > 0), (before >= 0) & (after < 0))
     return {"range_position": range_pos, "donchian": donchian, "rsi": rsi, "macd_cross": macd}
 
 
