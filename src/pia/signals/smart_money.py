@@ -3,12 +3,12 @@
 Swings are fractal pivots confirmed ``k`` bars after the pivot bar, so nothing reads the future. A
 swing, gap or zone is remembered for ``memory`` bars after it is confirmed; that bound is what lets a
 live window of :func:`_window` bars reproduce the full-history votes exactly. "The last swing" at
-each bar is found without a Python loop: the cumulative count of confirmed swings indexes the array
-of their positions.
+each bar is found without a Python loop: a running maximum of the flagged bars' positions.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
@@ -34,47 +34,89 @@ class SmartMoneyParams(Params):
     body_period: Annotated[int, Field(ge=2, le=400, description="bars in the average body")] = 20
 
 
+def _swing_flags(high: F64, low: F64, k: int) -> Bool:
+    """:func:`swing_points` as one (2, n) array: row 0 the swing highs, row 1 the swing lows."""
+    n = len(high)
+    flags = np.zeros((2, n), dtype=np.bool_)
+    if n < 2 * k + 1:
+        return flags
+    # hmax[i] = max(high[i-k+1 .. i]) (TA-Lib needs a period of at least 2)
+    hmax = talib.MAX(high, timeperiod=k) if k > 1 else high
+    lmin = talib.MIN(low, timeperiod=k) if k > 1 else low
+    piv_h = high[k : n - k]  # the pivot j = t - k for t = 2k .. n-1
+    piv_l = low[k : n - k]
+    flags[0, 2 * k :] = (piv_h > hmax[k - 1 : n - k - 1]) & (piv_h > hmax[2 * k :])
+    flags[1, 2 * k :] = (piv_l < lmin[k - 1 : n - k - 1]) & (piv_l < lmin[2 * k :])
+    return flags
+
+
 def swing_points(high: F64, low: F64, k: int) -> tuple[Bool, Bool]:
     """Fractal swings, flagged on the bar that confirms them (``k`` bars after the pivot).
 
     ``sh[t]`` is True when bar ``j = t - k`` is a swing high: its high is strictly above the highs of
     the ``k`` bars before and the ``k`` bars after it (bars j-k .. j+k). ``sl`` likewise for lows.
     """
-    n = len(high)
-    sh = np.zeros(n, dtype=np.bool_)
-    sl = np.zeros(n, dtype=np.bool_)
-    if n < 2 * k + 1:
-        return sh, sl
-    # hmax[i] = max(high[i-k+1 .. i]) (TA-Lib needs a period of at least 2)
-    hmax = talib.MAX(high, timeperiod=k) if k > 1 else high
-    lmin = talib.MIN(low, timeperiod=k) if k > 1 else low
-    piv_h = high[k : n - k]  # the pivot j = t - k for t = 2k .. n-1
-    piv_l = low[k : n - k]
-    sh[2 * k :] = (piv_h > hmax[k - 1 : n - k - 1]) & (piv_h > hmax[2 * k :])
-    sl[2 * k :] = (piv_l < lmin[k - 1 : n - k - 1]) & (piv_l < lmin[2 * k :])
+    sh, sl = _swing_flags(high, low, k)
     return sh, sl
+
+
+# Flag positions below are 1-based positions in the flattened (rows, n) flag array, 0 meaning "none":
+# a position indexes an array holding NaN at index 0 and then the flattened values, so "none" reads NaN.
+
+
+@lru_cache(maxsize=8)
+def _layout(rows: int, n: int, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For (rows, n) flags: each cell's 1-based flat position, and the newest position that no longer
+    counts there (a flag counts for ``memory`` bars, within its own row)."""
+    position = np.arange(1, rows * n + 1, dtype=np.int64).reshape(rows, n)
+    row_start = np.arange(rows, dtype=np.int64)[:, None] * n
+    too_old = row_start + np.maximum(np.arange(n, dtype=np.int64) - memory + 1, 0)
+    position.flags.writeable = too_old.flags.writeable = False
+    return position, too_old
+
+
+_NAN = np.array([np.nan])
+
+
+def _with_nan_first(a: npt.NDArray[np.float64]) -> F64:
+    """NaN, then ``a`` flattened: what a 1-based flat position reads (0: NaN)."""
+    out = np.empty(a.size + 1)
+    out[0] = np.nan
+    out[1:] = a.ravel()
+    return out
+
+
+def _newest(flag: Bool, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For (rows, n) flags: the position of the newest flag at or before each cell (whether it still counts
+    or not), and the newest position that no longer counts there."""
+    position, too_old = _layout(*flag.shape, memory)
+    return np.maximum.accumulate(np.where(flag, position, 0), axis=1), too_old
+
+
+def _last_two_positions(flag: Bool, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The 1-based flat positions of the last and second-to-last flags at or before each bar that still
+    count (0 where none); ``flag`` is (rows, n)."""
+    newest, too_old = _newest(flag, memory)
+    # the flag before the one at position q is the newest flag at the cell before it: newest[q - 2] flat (a
+    # row's first cell reads the previous row's newest flag, which is too old by construction)
+    before = np.empty(flag.size + 2, dtype=np.int64)
+    before[:2] = 0
+    before[2:] = newest.ravel()
+    second = before.take(newest)
+    return newest * (newest > too_old), second * (second > too_old)
 
 
 def last_two(flag: Bool, value: F64, memory: int) -> tuple[F64, F64]:
     """At every bar, the values at the last and second-to-last flagged bars up to it (NaN if none).
 
     A flagged bar counts for ``memory`` bars: at bar t only flags at t - memory + 1 .. t are used.
-    ``value`` is read at the flagged bar itself.
+    ``value`` is read at the flagged bar itself. ``flag`` and ``value`` are ``(n,)`` or ``(m, n)`` (m
+    series at once, bars along the last axis).
     """
-    n = len(flag)
-    pos = np.flatnonzero(flag)
-    m = len(pos)
-    positions = np.empty(m + 2, dtype=np.int64)
-    positions[:2] = -(n + memory + 1)
-    positions[2:] = pos
-    values = np.empty(m + 2)
-    values[:2] = np.nan
-    values[2:] = value[pos]
-    cnt = np.cumsum(flag)  # cnt + 1 indexes ``positions`` at the last flag at or before each bar
-    age_limit = np.arange(-memory, n - memory)  # a flag at position p counts at bar t if p > t - memory
-    last = np.where(positions[cnt + 1] > age_limit, values[cnt + 1], np.nan)
-    prev = np.where(positions[cnt] > age_limit, values[cnt], np.nan)
-    return last, prev
+    rows = flag[None, :] if flag.ndim == 1 else flag
+    last, prev = _last_two_positions(rows, memory)
+    values = _with_nan_first(value)
+    return values.take(last).reshape(flag.shape), values.take(prev).reshape(flag.shape)
 
 
 def last_before(flag: Bool, memory: int) -> npt.NDArray[np.int64]:
@@ -100,45 +142,93 @@ def gather(a: F64, idx: npt.NDArray[np.int64]) -> F64:
     return ext.take(idx)
 
 
-def smart_money_votes(c: Context, p: SmartMoneyParams) -> dict[str, I8]:
-    """The five sub-votes (+1 BUY, -1 SELL, 0 HOLD) per bar."""
+def _last_before_positions(flag: Bool, memory: int) -> npt.NDArray[np.int64]:
+    """:func:`last_before` as 1-based flat positions of the (rows, n) ``flag`` (0 where none)."""
+    newest, too_old = _newest(flag, memory)
+    before = np.empty(flag.shape, dtype=np.int64)  # the newest flag at the previous cell (flat)
+    before.ravel()[0] = 0
+    before.ravel()[1:] = newest.ravel()[:-1]
+    return before * (before > too_old)
+
+
+VOTE_NAMES = ("bos", "choch", "fvg", "sweep", "zones")
+_BOS, _CHOCH, _FVG, _SWEEP, _ZONES = range(len(VOTE_NAMES))
+
+
+def _vote_rows(c: Context, p: SmartMoneyParams) -> I8:
+    """The five sub-votes (+1 BUY, -1 SELL, 0 HOLD) per bar, as rows in :data:`VOTE_NAMES` order."""
     o, h, low, close = c.open, c.high, c.low, c.close
-    k = p.k
-    sh, sl = swing_points(h, low, k)
-    # the swing's level, known on its confirmation bar
-    sh_level = c.prev(h, k)
-    sl_level = c.prev(low, k)
-    last_sh, prev_sh = last_two(sh, sh_level, p.memory)
-    last_sl, prev_sl = last_two(sl, sl_level, p.memory)
+    n, k, i8 = c.n, p.k, np.int8
+    votes = np.empty((len(VOTE_NAMES), n), dtype=i8)
 
-    bos = combine.vote(close > last_sh, close < last_sl)
-    choch = combine.vote((last_sh < prev_sh) & (close > last_sh), (last_sl > prev_sl) & (close < last_sl))
-
+    # rows (swing highs, swing lows): the last and previous swing levels (the pivot's high / low, read on
+    # its confirmation bar)
+    levels = np.empty((2, n))
+    levels[:, :k] = np.nan
+    levels[0, k:] = h[: max(n - k, 0)]
+    levels[1, k:] = low[: max(n - k, 0)]
+    last, prev = last_two(_swing_flags(h, low, k), levels, p.memory)
+    last_sh, last_sl = last
+    above, below = close > last, close < last  # rows: against the last swing high, the last swing low
+    np.subtract(above[0].view(i8), below[1].view(i8), out=votes[_BOS])
+    np.subtract(((last_sh < prev[0]) & above[0]).view(i8), ((last_sl > prev[1]) & below[1]).view(i8), out=votes[_CHOCH])
     sweep_f = p.sweep_pct / 100.0
-    sweep = combine.vote(
-        (low < last_sl * (1.0 - sweep_f)) & (close > last_sl),
-        (h > last_sh * (1.0 + sweep_f)) & (close < last_sh),
+    np.subtract(
+        ((low < last_sl * (1.0 - sweep_f)) & above[1]).view(i8),
+        ((h > last_sh * (1.0 + sweep_f)) & below[0]).view(i8),
+        out=votes[_SWEEP],
     )
 
+    # rows (bullish gap, demand candle, bearish gap, supply candle), flagged on their own bar
     # fair-value gaps: a three-candle gap on bar j between bar j-2 and bar j
     h2, l2 = c.prev(h, 2), c.prev(low, 2)
-    bull_gap = low > h2  # zone [h2, low]
-    bear_gap = h < l2  # zone [h, l2]
+    found = np.empty((4, n), dtype=np.bool_)
+    np.greater(low, h2, out=found[0])  # zone [h2, low]
+    np.less(h, l2, out=found[2])  # zone [h, l2]
     # zone candles: demand = a big green candle (zone low .. open), supply = a big red one (zone open .. high)
     body = close - o
-    avg_body = c.prev(c.cached(("sma_body", p.body_period), lambda: talib.SMA(np.abs(body), timeperiod=p.body_period)))
-    big = np.abs(body) > p.zone_body * avg_body
-    # the latest of each kind before each bar, within memory
-    ib, ie, idm, isp = last_before(np.vstack((bull_gap, bear_gap, big & (body > 0), big & (body < 0))), p.memory)
-    fvg = combine.vote(
-        (low <= gather(low, ib)) & (close >= gather(h2, ib)),
-        (h >= gather(h, ie)) & (close <= gather(l2, ie)),
-    )
-    zones = combine.vote(
-        (low <= gather(o, idm)) & (close >= gather(low, idm)),
-        (h >= gather(o, isp)) & (close <= gather(h, isp)),
-    )
-    return {"bos": bos, "choch": choch, "fvg": fvg, "sweep": sweep, "zones": zones}
+    size = np.abs(body)
+    avg_body = c.cached(("sma_body", p.body_period), lambda: talib.SMA(size, timeperiod=p.body_period))
+    big = np.zeros(n, dtype=np.bool_)
+    big[1:] = size[1:] > p.zone_body * avg_body[:-1]  # above the average of the bars before
+    np.logical_and(big, body > 0, out=found[1])
+    np.logical_and(big, body < 0, out=found[3])
+    # the latest of each kind before each bar, within memory, and its zone: the edge the bar must reach
+    # (bullish: top, bearish: bottom) and the edge its close must hold (bullish: bottom, bearish: top)
+    at = _last_before_positions(found, p.memory)
+    reach = np.concatenate((_NAN, low, o, h, o)).take(at)
+    hold = np.concatenate((_NAN, h2, low, l2, h)).take(at)
+    bullish = (low <= reach[:2]) & (close >= hold[:2])  # rows: gap, zone
+    bearish = (h >= reach[2:]) & (close <= hold[2:])
+    np.subtract(bullish[0].view(i8), bearish[0].view(i8), out=votes[_FVG])
+    np.subtract(bullish[1].view(i8), bearish[1].view(i8), out=votes[_ZONES])
+    return votes
+
+
+def smart_money_votes(c: Context, p: SmartMoneyParams) -> dict[str, I8]:
+    """The five sub-votes (+1 BUY, -1 SELL, 0 HOLD) per bar."""
+    return dict(zip(VOTE_NAMES, _vote_rows(c, p), strict=True))
+
+
+_TALLY_SELL = 7
+"""A bar's tally is the sum of its votes & 7 (+1 -> 1, -1 -> 7): BUY votes + 7 x SELL votes (at most 5 BUYs)."""
+
+
+@lru_cache(maxsize=1)
+def _majority_table() -> SignalOutput:
+    """``combine.majority``'s action and confidence for each tally (B BUY and S SELL of the five sub-votes)."""
+    k = len(VOTE_NAMES)
+    tallies = np.arange(k * _TALLY_SELL + 1)
+    buys, sells = tallies % _TALLY_SELL, tallies // _TALLY_SELL
+    rows = np.arange(k)[:, None]
+    # tally t as five sub-votes: B BUYs, then S SELLs (tallies with B + S > 5 cannot occur: those hold)
+    subs = np.where(rows < buys, 1, np.where(rows < buys + sells, -1, 0)).astype(np.int8)
+    out = combine.majority(list(subs))
+    possible = buys + sells <= k
+    action = np.where(possible, out.action, 0).astype(np.int8)
+    confidence = np.where(possible, out.confidence, 0.0)
+    action.flags.writeable = confidence.flags.writeable = False
+    return SignalOutput(action, confidence)
 
 
 def smart_money(c: Context, p: SmartMoneyParams) -> SignalOutput:
@@ -172,7 +262,9 @@ def smart_money(c: Context, p: SmartMoneyParams) -> SignalOutput:
     Combining (shared majority rule): BUY only if the BUY votes outnumber both the SELL votes and the
     abstentions (SELL likewise), otherwise HOLD; confidence = winning votes / (BUY + SELL votes).
     """
-    return combine.majority(list(smart_money_votes(c, p).values()))
+    tally: I8 = np.add.reduce(_vote_rows(c, p) & np.int8(_TALLY_SELL), axis=0, dtype=np.int8)
+    action, confidence = _majority_table()
+    return SignalOutput(action.take(tally), confidence.take(tally))
 
 
 def _warmup(p: SmartMoneyParams) -> int:
