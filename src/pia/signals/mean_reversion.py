@@ -59,7 +59,8 @@ def rsi_moving(c: Context, period: int) -> F64:
 def internal_bar_strength(high: F64, low: F64, close: F64) -> F64:
     """(close - low) / (high - low), NaN for a bar with no range."""
     rng = high - low
-    out = np.full_like(close, np.nan)
+    out = np.empty(close.shape)
+    out.fill(np.nan)
     np.divide(close - low, rng, out=out, where=rng > 0)
     return out
 
@@ -98,19 +99,33 @@ def mean_reversion_window(p: MeanReversionParams) -> int:
     return mean_reversion_warmup(p) + max(100, 30 * max(p.rsi_fast, p.rsi_slow))
 
 
+MEAN_REVERSION_VOTES = ("rsi_fast", "rsi_slow", "ibs", "streak", "gap_fade", "percent_b", "ibs_and_rsi")
+
+
 def mean_reversion_votes(c: Context, p: MeanReversionParams) -> dict[str, I8]:
     """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
-    close = c.close
+    return dict(zip(MEAN_REVERSION_VOTES, _mean_reversion_vote_matrix(c, p), strict=True))
+
+
+def _mean_reversion_vote_matrix(c: Context, p: MeanReversionParams) -> I8:
+    """The sub-votes as the rows of one (7, n) matrix, in :data:`MEAN_REVERSION_VOTES` order."""
+    close, n = c.close, c.n
+    votes = np.empty((len(MEAN_REVERSION_VOTES), n), dtype=np.int8)
+    rsi_fast, rsi_slow, ibs_vote, streak, gap, percent_b, ibs_and_rsi = votes
+
     r_fast = rsi_moving(c, p.rsi_fast)
     r_slow = rsi_moving(c, p.rsi_slow)
     ibs = c.cached(("internal_bar_strength",), lambda: internal_bar_strength(c.high, c.low, close))
-
     fast_low, fast_high = r_fast < p.rsi_fast_low, r_fast > p.rsi_fast_high
     ibs_low, ibs_high = ibs < p.ibs_low, ibs > p.ibs_high
+    combine.vote(fast_low, fast_high, out=rsi_fast)
+    combine.vote(r_slow < p.rsi_slow_low, r_slow > p.rsi_slow_high, out=rsi_slow)
+    combine.vote(ibs_low, ibs_high, out=ibs_vote)
+    combine.vote(ibs_low & fast_low, ibs_high & fast_high, out=ibs_and_rsi)
 
     # Shifted slices compare bar t with bar t - 1; a streak of k moves can first vote on bar k.
-    n, k = c.n, p.streak
-    streak = np.zeros(n, dtype=np.int8)
+    k = min(p.streak, n)
+    streak[:k] = 0
     if n > k:
         now, before = close[1:], close[:-1]
         fell, rose = now < before, now > before  # index i: bar i + 1 against bar i
@@ -119,24 +134,17 @@ def mean_reversion_votes(c: Context, p: MeanReversionParams) -> dict[str, I8]:
         for j in range(1, k):
             falls = falls & fell[k - 1 - j : k - 1 - j + m]
             rises = rises & rose[k - 1 - j : k - 1 - j + m]
-        streak[k:] = combine.vote(falls, rises)
-    gap = np.zeros(n, dtype=np.int8)
-    gap[1:] = combine.vote(*_gap_fade_after_first(c.open, close, p.gap_pct, p.gap_fill))
+        combine.vote(falls, rises, out=streak[k:])
+    gap[:1] = 0
+    combine.vote(*_gap_fade_after_first(c.open, close, p.gap_pct, p.gap_fill), out=gap[1:])
 
     upper, _, lower = c.bbands(p.bb_period, p.bb_dev)
     width = upper - lower
-    pct_b = np.full_like(close, np.nan)
+    pct_b = np.empty(n)
+    pct_b.fill(np.nan)
     np.divide(close - lower, width, out=pct_b, where=width > 0)
-
-    return {
-        "rsi_fast": combine.vote(fast_low, fast_high),
-        "rsi_slow": combine.vote(r_slow < p.rsi_slow_low, r_slow > p.rsi_slow_high),
-        "ibs": combine.vote(ibs_low, ibs_high),
-        "streak": streak,
-        "gap_fade": gap,
-        "percent_b": combine.vote(pct_b < p.pct_b_low, pct_b > p.pct_b_high),
-        "ibs_and_rsi": combine.vote(ibs_low & fast_low, ibs_high & fast_high),
-    }
+    combine.vote(pct_b < p.pct_b_low, pct_b > p.pct_b_high, out=percent_b)
+    return votes
 
 
 def mean_reversion(c: Context, p: MeanReversionParams) -> SignalOutput:
@@ -160,7 +168,7 @@ def mean_reversion(c: Context, p: MeanReversionParams) -> SignalOutput:
     Combining (majority): BUY if the BUY votes outnumber both the SELL votes and the HOLD votes (SELL
     likewise); otherwise HOLD. Confidence = winning votes / (BUY + SELL votes).
     """
-    return combine.majority(list(mean_reversion_votes(c, p).values()))
+    return combine.majority(_mean_reversion_vote_matrix(c, p))
 
 
 MEAN_REVERSION = SignalSpec(

@@ -42,32 +42,42 @@ def _rolling_min(c: Context, a: F64, name: str, n: int) -> F64:
     return c.cached(("min", name, n), lambda: talib.MIN(a, timeperiod=n))
 
 
+STRUCTURE_VOTES = ("range_position", "donchian", "rsi", "macd_cross")
+
+
 def structure_votes(c: Context, p: StructureParams) -> dict[str, I8]:
     """The four sub-votes (+1 BUY, -1 SELL, 0 HOLD) per bar."""
-    close, n = c.close, c.n
+    return dict(zip(STRUCTURE_VOTES, _structure_vote_matrix(c, p), strict=True))
+
+
+def _structure_vote_matrix(c: Context, p: StructureParams) -> I8:
+    """The sub-votes as the rows of one (4, n) matrix, in :data:`STRUCTURE_VOTES` order."""
+    close = c.close
+    votes = np.empty((len(STRUCTURE_VOTES), c.n), dtype=np.int8)
+    range_pos, donchian, rsi, macd = votes
+    # Bar t against bar t - 1 through shifted slices; the first bar has no previous bar and holds.
+    donchian[:1] = macd[:1] = 0
+
     hh = _rolling_max(c, c.high, "high", p.period)
     ll = _rolling_min(c, c.low, "low", p.period)
     near = p.near_pct / 100.0
-    range_pos = combine.vote(close >= hh * (1.0 - near), close <= ll * (1.0 + near))
+    combine.vote(close >= hh * (1.0 - near), close <= ll * (1.0 + near), out=range_pos)
 
-    # Bar t against bar t - 1 through shifted slices; the first bar has no previous bar and holds.
     now = close[1:]
     upper = _rolling_max(c, c.high, "high", p.donchian)[:-1]
     lower = _rolling_min(c, c.low, "low", p.donchian)[:-1]
-    donchian = np.zeros(n, dtype=np.int8)
-    donchian[1:] = combine.vote(now > upper, now < lower)
+    combine.vote(now > upper, now < lower, out=donchian[1:])
 
     r = c.rsi(p.rsi_period)
     if not r.all():  # some 0 (NaN is truthy); TA-Lib gives 0 when nothing moved: no RSI there, not "oversold"
         lowest, highest = talib.MINMAX(close, p.rsi_period + 1)
         r = np.where((r == 0) & (highest == lowest), np.nan, r)
-    rsi = combine.vote(r > p.rsi_buy, r < p.rsi_sell)
+    combine.vote(r > p.rsi_buy, r < p.rsi_sell, out=rsi)
 
     hist = c.macd(p.macd_fast, p.macd_slow, p.macd_signal)[2]
     before, after = hist[:-1], hist[1:]
-    macd = np.zeros(n, dtype=np.int8)
-    macd[1:] = combine.vote((before <= 0) & (after > 0), (before >= 0) & (after < 0))
-    return {"range_position": range_pos, "donchian": donchian, "rsi": rsi, "macd_cross": macd}
+    combine.vote((before <= 0) & (after > 0), (before >= 0) & (after < 0), out=macd[1:])
+    return votes
 
 
 def structure(c: Context, p: StructureParams) -> SignalOutput:
@@ -85,7 +95,7 @@ def structure(c: Context, p: StructureParams) -> SignalOutput:
     Combining (shared majority rule): BUY only if the BUY votes outnumber both the SELL votes and the
     abstentions (SELL likewise), otherwise HOLD; confidence = winning votes / (BUY + SELL votes).
     """
-    return combine.majority(list(structure_votes(c, p).values()))
+    return combine.majority(_structure_vote_matrix(c, p))
 
 
 def _warmup(p: StructureParams) -> int:

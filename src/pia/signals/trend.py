@@ -164,51 +164,66 @@ def _ichimoku_spans(high: F64, low: F64, tenkan: int, kijun: int, senkou: int) -
     return span_a, talib.MIDPRICE(high, low, timeperiod=senkou)
 
 
+TREND_VOTES = ("golden_cross", "sma_ribbon", "price_vs_sma", "supertrend", "parabolic_sar", "ichimoku", "adx")
+
+
 def trend_votes(c: Context, p: TrendParams) -> dict[str, I8]:
+    """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
+    return dict(zip(TREND_VOTES, _trend_vote_matrix(c, p), strict=True))
+
+
+def _trend_vote_matrix(c: Context, p: TrendParams) -> I8:
+    """The sub-votes as the rows of one (7, n) matrix, in :data:`TREND_VOTES` order."""
     close, n = c.close, c.n
+    votes = np.empty((len(TREND_VOTES), n), dtype=np.int8)
+    golden, ribbon, vs_sma, st, sar_vote, cloud, adx_vote = votes
+
     fast, slow = c.sma(p.cross_fast), c.sma(p.cross_slow)
     # Shifted slices compare each bar with the previous one (the first bar has no previous one: HOLD).
-    golden = np.zeros(n, dtype=np.int8)
-    golden[1:] = combine.vote(
-        (fast[:-1] <= slow[:-1]) & (fast[1:] > slow[1:]), (fast[:-1] >= slow[:-1]) & (fast[1:] < slow[1:])
+    golden[:1] = 0
+    combine.vote(
+        (fast[:-1] <= slow[:-1]) & (fast[1:] > slow[1:]),
+        (fast[:-1] >= slow[:-1]) & (fast[1:] < slow[1:]),
+        out=golden[1:],
     )
+
     pairs = pairwise([c.sma(k) for k in p.ribbon])
     shorter, longer = next(pairs)
     up, down = shorter > longer, shorter < longer
     for shorter, longer in pairs:
         up &= shorter > longer
         down &= shorter < longer
-    st = c.cached(
+    combine.vote(up, down, out=ribbon)
+
+    combine.vote(close > slow, close < slow, out=vs_sma)
+
+    st[:] = c.cached(
         ("supertrend", p.st_period, p.st_mult),
         lambda: supertrend(c.high, c.low, close, p.st_period, p.st_mult, c.atr(p.st_period)),
     )
+
     sar = c.cached(
         ("SAR", p.sar_step, p.sar_max),
         lambda: talib.SAR(c.high, c.low, acceleration=p.sar_step, maximum=p.sar_max),
     )
+    combine.vote(sar < close, sar > close, out=sar_vote)
+
     # The cloud under bar t is the spans of bar t - kijun: compare the closes from bar kijun on with them.
     span_a, span_b = c.cached(
         ("ichimoku_spans", p.tenkan, p.kijun, p.senkou),
         lambda: _ichimoku_spans(c.high, c.low, p.tenkan, p.kijun, p.senkou),
     )
-    ichimoku = np.zeros(n, dtype=np.int8)
-    if n > p.kijun:
-        later, m = close[p.kijun :], n - p.kijun
-        ichimoku[p.kijun :] = combine.vote(
-            later > np.maximum(span_a[:m], span_b[:m]), later < np.minimum(span_a[:m], span_b[:m])
-        )
+    k = min(p.kijun, n)
+    cloud[:k] = 0
+    later, m = close[k:], n - k
+    combine.vote(later > np.maximum(span_a[:m], span_b[:m]), later < np.minimum(span_a[:m], span_b[:m]), out=cloud[k:])
+
     adx = c.cached(("ADX", p.adx_period), lambda: talib.ADX(c.high, c.low, close, timeperiod=p.adx_period))
     pdi = c.cached(("PLUS_DI", p.adx_period), lambda: talib.PLUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
     mdi = c.cached(("MINUS_DI", p.adx_period), lambda: talib.MINUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
-    return {
-        "golden_cross": golden,
-        "sma_ribbon": combine.vote(up, down),
-        "price_vs_sma": combine.vote(close > slow, close < slow),
-        "supertrend": st,
-        "parabolic_sar": combine.vote(sar < close, sar > close),
-        "ichimoku": ichimoku,
-        "adx": combine.vote(pdi > mdi, mdi > pdi) * (adx > p.adx_min),  # only a strong trend votes
-    }
+    combine.vote(pdi > mdi, mdi > pdi, out=adx_vote)
+    adx_vote *= adx > p.adx_min  # only a strong trend votes
+    return votes
 
 
 def trend(c: Context, p: TrendParams) -> SignalOutput:
@@ -235,7 +250,7 @@ def trend(c: Context, p: TrendParams) -> SignalOutput:
     No vote before the warm-up (201 bars: SMA200 and the bar before it),
     even if enough faster sub-indicators agree.
     """
-    out = combine.majority(list(trend_votes(c, p).values()))
+    out = combine.majority(_trend_vote_matrix(c, p))
     early = _trend_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
     out.action[:early] = 0
     out.confidence[:early] = 0.0
