@@ -14,12 +14,13 @@ The rules, counted per bar with B = BUY votes, S = SELL votes, H = HOLD votes, k
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from pia.signals.base import I8, Bool, SignalOutput, from_masks
+from pia.signals.base import F64, I8, Bool, SignalOutput, from_masks
 
 
 def vote(buy: Bool, sell: Bool, out: I8 | None = None) -> I8:
@@ -46,29 +47,79 @@ def _counts(subs: Subs) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16], i
     return net, active, m.shape[0]
 
 
-def majority(subs: Subs) -> SignalOutput:
-    net, active, k = _counts(subs)
+def _majority(net: npt.NDArray[np.int16], active: npt.NDArray[np.int16], k: int) -> SignalOutput:
     win = (active + np.abs(net)) >> 1  # max(B, S)
     beats_hold = win > k - active
     return from_masks((net > 0) & beats_hold, (net < 0) & beats_hold, win / np.maximum(active, 1))
 
 
-def majority_of_all(subs: Subs) -> SignalOutput:
-    net, active, k = _counts(subs)
+def _majority_of_all(net: npt.NDArray[np.int16], active: npt.NDArray[np.int16], k: int) -> SignalOutput:
     win = (active + np.abs(net)) >> 1
     beats_hold = win > k - active
     return from_masks((net > 0) & beats_hold, (net < 0) & beats_hold, win / k)
 
 
-def pattern_count(subs: Subs, per_pattern: float = 0.25) -> SignalOutput:
-    net, active, _ = _counts(subs)
+def _pattern_count(
+    net: npt.NDArray[np.int16], active: npt.NDArray[np.int16], k: int, per_pattern: float
+) -> SignalOutput:
     win = (active + np.abs(net)) >> 1
     return from_masks(net > 0, net < 0, np.multiply(win, per_pattern, dtype=np.float64))
 
 
-def calendar_rule(subs: Subs, min_votes: int = 2, cap: float = 0.6) -> SignalOutput:
-    net, active, _ = _counts(subs)
+def _calendar_rule(
+    net: npt.NDArray[np.int16], active: npt.NDArray[np.int16], k: int, min_votes: int, cap: float
+) -> SignalOutput:
     win = (active + np.abs(net)) >> 1
     enough = win >= min_votes
     conf = np.minimum(win / np.maximum(active, 1), cap)
     return from_masks((net > 0) & enough, (net < 0) & enough, conf)
+
+
+_RULES: dict[str, Callable[..., SignalOutput]] = {
+    "majority": _majority,
+    "majority_of_all": _majority_of_all,
+    "pattern_count": _pattern_count,
+    "calendar_rule": _calendar_rule,
+}
+
+
+@functools.cache
+def _table(rule: str, k: int, *args: float) -> tuple[I8, F64]:
+    """A rule's action and confidence for every (net, active) pair of ``k`` sub-indicators.
+
+    Row ``(net + k) * (k + 1) + active``; computed by the rule itself over all pairs, so a lookup
+    gives exactly the bits the rule gives (pairs that cannot occur are computed and never read).
+    """
+    net = np.repeat(np.arange(-k, k + 1, dtype=np.int16), k + 1)
+    active = np.tile(np.arange(k + 1, dtype=np.int16), 2 * k + 1)
+    out = _RULES[rule](net, active, k, *args)
+    out.action.flags.writeable = False
+    out.confidence.flags.writeable = False
+    return out.action, out.confidence
+
+
+def _fold(subs: Subs, rule: str, *args: float) -> SignalOutput:
+    """Count the votes per bar and look the rule's result up: a handful of array operations per call."""
+    net, active, k = _counts(subs)
+    action, confidence = _table(rule, k, *args)
+    index = net.astype(np.intp)
+    index += k
+    index *= k + 1
+    index += active
+    return SignalOutput(action.take(index), confidence.take(index))
+
+
+def majority(subs: Subs) -> SignalOutput:
+    return _fold(subs, "majority")
+
+
+def majority_of_all(subs: Subs) -> SignalOutput:
+    return _fold(subs, "majority_of_all")
+
+
+def pattern_count(subs: Subs, per_pattern: float = 0.25) -> SignalOutput:
+    return _fold(subs, "pattern_count", per_pattern)
+
+
+def calendar_rule(subs: Subs, min_votes: int = 2, cap: float = 0.6) -> SignalOutput:
+    return _fold(subs, "calendar_rule", min_votes, cap)
