@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 
 import numpy as np
 import talib
@@ -15,6 +17,20 @@ from pydantic import Field, model_validator
 
 from pia.signals import combine
 from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _direct(f: _F) -> _F:
+    """The TA-Lib function itself: ``talib`` wraps each one in a pandas/polars Series dispatcher when either is
+    installed (~1.6 us a call). Our inputs are numpy arrays, so the call and its output are the same."""
+    return cast(_F, inspect.unwrap(f))
+
+
+_MAX = _direct(talib.MAX)
+_MIN = _direct(talib.MIN)
+_ROC = _direct(talib.ROC)
+_SUM = _direct(talib.SUM)
 
 
 class MomentumFactorsParams(Params):
@@ -70,11 +86,22 @@ class MomentumFactorsParams(Params):
         return self
 
 
-def _vote(buy: Bool, sell: Bool, n: int) -> I8:
-    """:func:`pia.signals.combine.vote` for conditions that start at bar ``n - len(buy)`` (the bars before HOLD)."""
-    out = np.zeros(n, dtype=np.int8)
-    np.subtract(buy.view(np.int8), sell.view(np.int8), out=out[n - len(buy) :])
-    return out
+VOTE_NAMES = (
+    "time_series_momentum",
+    "roc",
+    "near_high",
+    "low_bounce",
+    "bar_run",
+    "acceleration",
+    "volume_expansion",
+)
+"""The sub-votes, in the order of the rows of :func:`momentum_factor_vote_matrix`."""
+
+
+def _vote(row: I8, buy: Bool, sell: Bool) -> None:
+    """Write :func:`pia.signals.combine.vote` into the zeroed ``row`` for conditions that start at bar
+    ``len(row) - len(buy)`` (the bars before HOLD)."""
+    combine.vote(buy, sell, out=row[len(row) - len(buy) :])
 
 
 def _lagged(a: F64, k: int) -> tuple[F64, F64]:
@@ -107,22 +134,25 @@ def momentum_factors_warmup(p: MomentumFactorsParams) -> int:
     )
 
 
-def momentum_factor_votes(c: Context, p: MomentumFactorsParams) -> dict[str, I8]:
-    """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
+def momentum_factor_vote_matrix(c: Context, p: MomentumFactorsParams) -> I8:
+    """The seven sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar) as the rows of a (7, bars) matrix, in the order
+    of :data:`VOTE_NAMES`."""
     o, h, lo, close, n = c.open, c.high, c.low, c.close, c.n
+    votes = np.zeros((len(VOTE_NAMES), n), dtype=np.int8)
+    v_tsmom, v_roc, v_high, v_low, v_run, v_accel, v_volume = votes
 
     m = max(n - p.lookback, 0)
     start = p.lookback - p.skip
     tsmom = close[start : start + m] / close[:m]  # growth from lookback to skip bars ago, from bar lookback on
-    v_tsmom = _vote(tsmom > 1.0, tsmom < 1.0, n)
+    _vote(v_tsmom, tsmom > 1.0, tsmom < 1.0)
 
-    roc = c.cached(("roc", p.roc_period), lambda: talib.ROC(close, p.roc_period))
-    v_roc = _vote(roc > p.roc_pct, roc < -p.roc_pct, n)
+    roc = c.cached(("roc", p.roc_period), lambda: _ROC(close, p.roc_period))
+    _vote(v_roc, roc > p.roc_pct, roc < -p.roc_pct)
 
-    hh = c.cached(("highest_high", p.range_period), lambda: talib.MAX(h, p.range_period))
-    ll = c.cached(("lowest_low", p.range_period), lambda: talib.MIN(lo, p.range_period))
+    hh = c.cached(("highest_high", p.range_period), lambda: _MAX(h, p.range_period))
+    ll = c.cached(("lowest_low", p.range_period), lambda: _MIN(lo, p.range_period))
     to_high = close / hh
-    v_high = _vote(to_high > p.near_high, to_high < p.far_from_high, n)
+    _vote(v_high, to_high > p.near_high, to_high < p.far_from_high)
 
     green = close > o
     red = close < o
@@ -132,32 +162,29 @@ def momentum_factor_votes(c: Context, p: MomentumFactorsParams) -> dict[str, I8]
     new_low = close <= lo * (1.0 + p.new_low_pct / 100.0)
     new_low[:1] = False
     new_low[1:] &= lo[1:] < ll[:-1]  # below the lowest low of the previous range_period bars
-    v_low = _vote(bounce, new_low, n)
+    _vote(v_low, bounce, new_low)
 
-    v_run = _vote(_run(green, p.run), _run(red, p.run), n)
+    _vote(v_run, _run(green, p.run), _run(red, p.run))
 
     k = p.accel_period
     recent = np.divide(*_lagged(close, k))  # from bar k on
     recent -= 1.0
     now, before = _lagged(recent, k)  # from bar 2k on
-    v_accel = _vote((now > before) & (before > 0), (now < before) & (before < 0), n)
+    _vote(v_accel, (now > before) & (before > 0), (now < before) & (before < 0))
 
-    vol_sum = c.cached(("volume_sum", p.volume_recent), lambda: talib.SUM(c.volume, p.volume_recent))
-    prior_sum = c.cached(("volume_sum", p.volume_prior), lambda: talib.SUM(c.volume, p.volume_prior))
+    vol_sum = c.cached(("volume_sum", p.volume_recent), lambda: _SUM(c.volume, p.volume_recent))
+    prior_sum = c.cached(("volume_sum", p.volume_prior), lambda: _SUM(c.volume, p.volume_prior))
     vol_now, prior_before = vol_sum[p.volume_recent :], _lagged(prior_sum, p.volume_recent)[1]
     expanding = vol_now * p.volume_prior > p.volume_ratio * p.volume_recent * prior_before
     close_now, close_before = _lagged(close, p.volume_recent)
-    v_volume = _vote(expanding & (close_now > close_before), expanding & (close_now < close_before), n)
+    _vote(v_volume, expanding & (close_now > close_before), expanding & (close_now < close_before))
 
-    return {
-        "time_series_momentum": v_tsmom,
-        "roc": v_roc,
-        "near_high": v_high,
-        "low_bounce": v_low,
-        "bar_run": v_run,
-        "acceleration": v_accel,
-        "volume_expansion": v_volume,
-    }
+    return votes
+
+
+def momentum_factor_votes(c: Context, p: MomentumFactorsParams) -> dict[str, I8]:
+    """The seven named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
+    return dict(zip(VOTE_NAMES, momentum_factor_vote_matrix(c, p), strict=True))
 
 
 def momentum_factors(c: Context, p: MomentumFactorsParams) -> SignalOutput:
@@ -180,7 +207,7 @@ def momentum_factors(c: Context, p: MomentumFactorsParams) -> SignalOutput:
     Combining (majority): BUY if the BUY votes outnumber both the SELL votes and the HOLD votes (SELL
     likewise); otherwise HOLD. Confidence = winning votes / (BUY + SELL votes).
     """
-    return combine.majority(list(momentum_factor_votes(c, p).values()))
+    return combine.majority(momentum_factor_vote_matrix(c, p))
 
 
 MOMENTUM_FACTORS = SignalSpec(

@@ -7,8 +7,10 @@ named sub-votes and :func:`oscillators` folds them with :func:`pia.signals.combi
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 
 import numpy as np
 import talib
@@ -16,6 +18,25 @@ from pydantic import Field, model_validator
 
 from pia.signals import combine
 from pia.signals.base import F64, I8, SETTLE_BARS, Bool, Context, Params, SignalOutput, SignalSpec
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _direct(f: _F) -> _F:
+    """The TA-Lib function itself: ``talib`` wraps each one in a pandas/polars Series dispatcher when either is
+    installed (~1.6 us a call). Our inputs are numpy arrays, so the call and its output are the same."""
+    return cast(_F, inspect.unwrap(f))
+
+
+_AROONOSC = _direct(talib.AROONOSC)
+_EMA = _direct(talib.EMA)
+_MINMAX = _direct(talib.MINMAX)
+_ROC = _direct(talib.ROC)
+_SMA = _direct(talib.SMA)
+_SUM = _direct(talib.SUM)
+_TRANGE = _direct(talib.TRANGE)
+_TRIX = _direct(talib.TRIX)
+_WMA = _direct(talib.WMA)
 
 KST_ROC = (10, 15, 20, 30)
 """Pring's KST: the rate-of-change periods, ..."""
@@ -110,8 +131,8 @@ def awesome_oscillator(high: F64, low: F64, fast: int = 5, slow: int = 34) -> F6
     """Bill Williams' AO: SMA(fast) - SMA(slow) of the median price (high + low) / 2."""
     median = high + low
     median *= 0.5
-    ao: F64 = talib.SMA(median, fast)
-    ao -= talib.SMA(median, slow)
+    ao: F64 = _SMA(median, fast)
+    ao -= _SMA(median, slow)
     return ao
 
 
@@ -123,9 +144,9 @@ def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]
     vmp[:1] = vmm[:1] = np.nan
     np.abs(np.subtract(high[1:], low[:-1], out=vmp[1:]), out=vmp[1:])
     np.abs(np.subtract(low[1:], high[:-1], out=vmm[1:]), out=vmm[1:])
-    tr = talib.SUM(talib.TRANGE(high, low, close), period)
-    vip: F64 = talib.SUM(vmp, period)
-    vim: F64 = talib.SUM(vmm, period)
+    tr = _SUM(_TRANGE(high, low, close), period)
+    vip: F64 = _SUM(vmp, period)
+    vim: F64 = _SUM(vmm, period)
     with np.errstate(divide="ignore", invalid="ignore"):  # no true range (flat bars): inf or NaN, no vote
         vip /= tr
         vim /= tr
@@ -139,8 +160,8 @@ def chande_momentum(close: F64, period: int = 9) -> F64:
     d = np.empty_like(close)
     d[:1] = np.nan
     np.subtract(close[1:], close[:-1], out=d[1:])
-    total = talib.SUM(np.abs(d), period)
-    out: F64 = talib.SUM(np.maximum(d, 0.0, out=d), period)  # Su
+    total = _SUM(np.abs(d), period)
+    out: F64 = _SUM(np.maximum(d, 0.0, out=d), period)  # Su
     total[total <= 0] = np.nan  # no move: NaN, without dividing by zero
     out *= 2.0
     out -= total
@@ -153,18 +174,18 @@ def kst(close: F64, signal: int = 9) -> tuple[F64, F64]:
     """(KST, signal): Pring's Know Sure Thing, sum of w_i x SMA(ROC(close, r_i), s_i) with
     r = 10/15/20/30, s = 10/10/10/15, w = 1/2/3/4 (ROC in percent); the signal is its SMA(``signal``)."""
     # the weighted SMAs summed in place, in order (starting from 0.0 would change nothing: they are never -0.0)
-    k, *rest = [talib.SMA(talib.ROC(close, r), s) for r, s in zip(KST_ROC, KST_SMA, strict=True)]
+    k, *rest = [_SMA(_ROC(close, r), s) for r, s in zip(KST_ROC, KST_SMA, strict=True)]
     k *= KST_WEIGHTS[0]
     for term, w in zip(rest, KST_WEIGHTS[1:], strict=True):
         term *= w
         k += term
-    return k, talib.SMA(k, signal)
+    return k, _SMA(k, signal)
 
 
 def stochastic(x: F64, cycle: int) -> F64:
     """100 x (x - lowest) / (highest - lowest) over the last ``cycle`` values; where that range is zero, the
     previous value (50 if there is none yet). Leading NaNs stay NaN."""
-    k, rng = talib.MINMAX(x, cycle)  # lowest, highest: the same loops as MIN and MAX, in one call
+    k, rng = _MINMAX(x, cycle)  # lowest, highest: the same loops as MIN and MAX, in one call
     rng -= k
     np.subtract(x, k, out=k)
     k *= 100.0
@@ -176,12 +197,13 @@ def stochastic(x: F64, cycle: int) -> F64:
     # which keeps the EMA chain that follows free of NaN
     rng[flat] = np.nan  # NaN instead of 0 / 0; with the leading NaNs, it marks the bars without a value
     k /= rng
-    src = np.arange(len(k))
-    src[np.isnan(rng)] = -1
-    np.maximum.accumulate(src, out=src)  # the last bar with a value, -1 before the first one
-    k[flat] = k[src[flat]]
-    none_yet = np.searchsorted(src, 0)
-    k[:none_yet][flat[:none_yet]] = 50.0
+    gaps = np.flatnonzero(np.isnan(rng))
+    # a run of consecutive gap bars has a constant gaps[i] - i: its first bar is the first i with that value
+    d = gaps - np.arange(len(gaps))
+    src = d + np.searchsorted(d, d) - 1  # the bar before the run: the last bar with a value (-1: none yet)
+    fill = flat[gaps]
+    src, gaps = src[fill], gaps[fill]
+    k[gaps] = np.where(src >= 0, k[src], 50.0)
     return k
 
 
@@ -191,19 +213,19 @@ def schaff_trend_cycle(
     """Schaff trend cycle, 0..100: the MACD (EMA fast - EMA slow) through a stochastic over ``cycle``
     bars, EMA(``smooth``), a second stochastic over ``cycle`` bars, EMA(``smooth``). Where a
     stochastic's range is zero it keeps its previous value (50 if it never had one)."""
-    m = talib.EMA(close, fast) - talib.EMA(close, slow) if macd is None else macd
+    m = _EMA(close, fast) - _EMA(close, slow) if macd is None else macd
     d = stochastic(m, cycle)
     if smooth > 1:
-        d = talib.EMA(d, smooth)
+        d = _EMA(d, smooth)
     d = stochastic(d, cycle)
-    return talib.EMA(d, smooth) if smooth > 1 else d
+    return _EMA(d, smooth) if smooth > 1 else d
 
 
 def coppock(close: F64, long: int = 14, short: int = 11, wma: int = 10) -> F64:
     """Coppock curve: WMA(``wma``) of ROC(long) + ROC(short), ROC in percent."""
-    roc = talib.ROC(close, long)
-    roc += talib.ROC(close, short)
-    return talib.WMA(roc, wma)
+    roc = _ROC(close, long)
+    roc += _ROC(close, short)
+    return _WMA(roc, wma)
 
 
 def oscillators_warmup(p: OscillatorsParams) -> int:
@@ -231,12 +253,14 @@ def oscillators_window(p: OscillatorsParams) -> int:
 # --- sub-votes and composite --------------------------------------------------------------------
 
 
-def _vote(buy: Bool, sell: Bool, n: int) -> I8:
-    """:func:`pia.signals.combine.vote` in one ufunc call, for conditions that start at bar ``n - len(buy)``
-    (the bars before HOLD)."""
-    out = np.zeros(n, dtype=np.int8)
-    np.subtract(buy, sell, out=out[n - len(buy) :], dtype=np.int8)
-    return out
+VOTE_NAMES = ("awesome", "aroon", "vortex", "chande", "kst", "schaff", "trix", "coppock")
+"""The sub-votes, in the order of the rows of :func:`oscillator_vote_matrix`."""
+
+
+def _vote(row: I8, buy: Bool, sell: Bool) -> None:
+    """Write :func:`pia.signals.combine.vote` into the zeroed ``row`` for conditions that start at bar
+    ``len(row) - len(buy)`` (the bars before HOLD)."""
+    combine.vote(buy, sell, out=row[len(row) - len(buy) :])
 
 
 def _crossings(a: F64, b: F64 | float) -> tuple[Bool, Bool]:
@@ -246,7 +270,7 @@ def _crossings(a: F64, b: F64 | float) -> tuple[Bool, Bool]:
     return (a0 <= b0) & (a1 > b1), (a0 >= b0) & (a1 < b1)
 
 
-def _awesome_vote(ao: F64) -> I8:
+def _awesome_vote(row: I8, ao: F64) -> None:
     """BUY on a zero cross up or a bullish saucer, SELL on the mirrors: :func:`cross_up` ``|`` :func:`trough`
     (above zero, strict) against :func:`cross_down` ``|`` :func:`peak` (below zero, strict), folded: bar ``t``
     BUYs if ``ao[t] > 0`` and either ``ao[t-1] <= 0`` (the cross) or ``ao[t-1]`` fell and ``ao[t]`` rose (then
@@ -259,28 +283,31 @@ def _awesome_vote(ao: F64) -> I8:
     sell = a1 >= 0.0
     sell[1:] |= rise[:-1] & fall[1:]
     sell &= a0 < 0.0
-    return _vote(buy, sell, len(ao))
+    _vote(row, buy, sell)
 
 
-def oscillator_votes(c: Context, p: OscillatorsParams) -> dict[str, I8]:
-    """The eight named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
-    h, lo, close, n = c.high, c.low, c.close, c.n
+def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
+    """The eight sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar) as the rows of a (8, bars) matrix, in the order
+    of :data:`VOTE_NAMES`."""
+    h, lo, close = c.high, c.low, c.close
+    votes = np.zeros((len(VOTE_NAMES), c.n), dtype=np.int8)
+    v_ao, v_aroon, v_vortex, v_cmo, v_kst, v_stc, v_trix, v_cop = votes
 
     ao = c.cached(("awesome_oscillator", p.ao_fast, p.ao_slow), lambda: awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
     # a zero cross, or a saucer: a dip above zero turning back up (all three bars above zero), or the mirror
-    v_ao = _awesome_vote(ao)
+    _awesome_vote(v_ao, ao)
 
-    aroon = c.cached(("aroonosc", p.aroon_period), lambda: talib.AROONOSC(h, lo, p.aroon_period))
-    v_aroon = _vote(aroon > p.aroon_level, aroon < -p.aroon_level, n)
+    aroon = c.cached(("aroonosc", p.aroon_period), lambda: _AROONOSC(h, lo, p.aroon_period))
+    _vote(v_aroon, aroon > p.aroon_level, aroon < -p.aroon_level)
 
     vip, vim = c.cached(("vortex", p.vortex_period), lambda: vortex(h, lo, close, p.vortex_period))
-    v_vortex = _vote((vip > vim) & (vip > p.vortex_level), (vim > vip) & (vim > p.vortex_level), n)
+    _vote(v_vortex, (vip > vim) & (vip > p.vortex_level), (vim > vip) & (vim > p.vortex_level))
 
     cmo = c.cached(("chande_momentum", p.cmo_period), lambda: chande_momentum(close, p.cmo_period))
-    v_cmo = _vote(cmo > p.cmo_level, cmo < -p.cmo_level, n)
+    _vote(v_cmo, cmo > p.cmo_level, cmo < -p.cmo_level)
 
     k, ks = c.cached(("kst", p.kst_signal), lambda: kst(close, p.kst_signal))
-    v_kst = _vote(*_crossings(k, ks), n)
+    _vote(v_kst, *_crossings(k, ks))
 
     stc = c.cached(
         ("schaff", p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth),
@@ -292,15 +319,15 @@ def oscillator_votes(c: Context, p: OscillatorsParams) -> dict[str, I8]:
     up, down = _crossings(stc, 50.0)
     buy[1:] |= up
     sell[1:] |= down
-    v_stc = _vote(buy, sell, n)
+    _vote(v_stc, buy, sell)
 
-    trix = c.cached(("trix", p.trix_period), lambda: talib.TRIX(close, p.trix_period))
-    trix_sig = c.cached(("trix_signal", p.trix_period, p.trix_signal), lambda: talib.EMA(trix, p.trix_signal))
+    trix = c.cached(("trix", p.trix_period), lambda: _TRIX(close, p.trix_period))
+    trix_sig = c.cached(("trix_signal", p.trix_period, p.trix_signal), lambda: _EMA(trix, p.trix_signal))
     up, down = _crossings(trix, 0.0)
     up_sig, down_sig = _crossings(trix, trix_sig)
     up |= up_sig
     down |= down_sig
-    v_trix = _vote(up, down, n)
+    _vote(v_trix, up, down)
 
     cop = c.cached(
         ("coppock", p.coppock_long, p.coppock_short, p.coppock_wma),
@@ -308,18 +335,13 @@ def oscillator_votes(c: Context, p: OscillatorsParams) -> dict[str, I8]:
     )
     # trough(cop, 0, above=False, strict=False) against peak(cop, 0, above=True, strict=False)
     c0, c1, c2 = cop[2:], cop[1:-1], cop[:-2]
-    v_cop = _vote((c1 < 0.0) & (c1 <= c2) & (c0 > c1), (c1 > 0.0) & (c1 >= c2) & (c0 < c1), n)
+    _vote(v_cop, (c1 < 0.0) & (c1 <= c2) & (c0 > c1), (c1 > 0.0) & (c1 >= c2) & (c0 < c1))
+    return votes
 
-    return {
-        "awesome": v_ao,
-        "aroon": v_aroon,
-        "vortex": v_vortex,
-        "chande": v_cmo,
-        "kst": v_kst,
-        "schaff": v_stc,
-        "trix": v_trix,
-        "coppock": v_cop,
-    }
+
+def oscillator_votes(c: Context, p: OscillatorsParams) -> dict[str, I8]:
+    """The eight named sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar)."""
+    return dict(zip(VOTE_NAMES, oscillator_vote_matrix(c, p), strict=True))
 
 
 def oscillators(c: Context, p: OscillatorsParams) -> SignalOutput:
@@ -349,7 +371,7 @@ def oscillators(c: Context, p: OscillatorsParams) -> SignalOutput:
     Combining (majority): BUY if the BUY votes outnumber both the SELL votes and the HOLD votes (SELL
     likewise); otherwise HOLD. Confidence = winning votes / (BUY + SELL votes).
     """
-    return combine.majority(list(oscillator_votes(c, p).values()))
+    return combine.majority(oscillator_vote_matrix(c, p))
 
 
 OSCILLATORS = SignalSpec(
