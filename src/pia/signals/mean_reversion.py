@@ -50,8 +50,12 @@ def rsi_moving(c: Context, period: int) -> F64:
         r = c.rsi(period)
         if r.all():  # no 0 anywhere (NaN counts as true): the shared RSI as it is
             return r
-        lowest, highest = talib.MINMAX(c.close, period + 1)
-        return np.where((r == 0) & (highest == lowest), np.nan, r)
+        zero = r == 0
+        # Only the zeros need the flat test: MINMAX (causal, so the same values) runs up to the last one.
+        end = len(r) - int(zero[::-1].argmax())
+        lowest, highest = talib.MINMAX(c.close[:end], period + 1)
+        zero[:end] &= highest == lowest
+        return np.where(zero, np.nan, r)
 
     return c.cached(("rsi_moving", period), compute)
 
