@@ -286,56 +286,59 @@ def _awesome_vote(row: I8, ao: F64) -> None:
     _vote(row, buy, sell)
 
 
+def _level_vote(row: I8, x: F64, level: float) -> None:
+    """BUY above ``+level``, SELL below ``-level``."""
+    _vote(row, x > level, x < -level)
+
+
+def _vortex_vote(row: I8, vi: tuple[F64, F64], level: float) -> None:
+    """BUY if VI+ is above VI- and ``level``, SELL if VI- is."""
+    vip, vim = vi
+    _vote(row, (vip > vim) & (vip > level), (vim > vip) & (vim > level))
+
+
+def _schaff_vote(row: I8, stc: F64, low: float, high: float) -> None:
+    """BUY below ``low`` or crossing up through 50, SELL above ``high`` or crossing down through 50."""
+    buy, sell = stc < low, stc > high
+    up, down = _crossings(stc, 50.0)
+    buy[1:] |= up
+    sell[1:] |= down
+    _vote(row, buy, sell)
+
+
+def _trix_vote(row: I8, trix: F64, signal: int) -> None:
+    """BUY on an upward crossing of zero or of the EMA(``signal``) signal line, SELL on a downward one (both: HOLD)."""
+    up, down = _crossings(trix, 0.0)
+    up_sig, down_sig = _crossings(trix, _EMA(trix, signal))
+    up |= up_sig
+    down |= down_sig
+    _vote(row, up, down)
+
+
+def _coppock_vote(row: I8, cop: F64) -> None:
+    """:func:`trough` below zero (not strict) BUY against :func:`peak` above zero (not strict) SELL."""
+    c0, c1, c2 = cop[2:], cop[1:-1], cop[:-2]
+    _vote(row, (c1 < 0.0) & (c1 <= c2) & (c0 > c1), (c1 > 0.0) & (c1 >= c2) & (c0 < c1))
+
+
 def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
     """The eight sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar) as the rows of a (8, bars) matrix, in the order
     of :data:`VOTE_NAMES`."""
     h, lo, close = c.high, c.low, c.close
     votes = np.zeros((len(VOTE_NAMES), c.n), dtype=np.int8)
     v_ao, v_aroon, v_vortex, v_cmo, v_kst, v_stc, v_trix, v_cop = votes
-
-    ao = c.cached(("awesome_oscillator", p.ao_fast, p.ao_slow), lambda: awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
-    # a zero cross, or a saucer: a dip above zero turning back up (all three bars above zero), or the mirror
-    _awesome_vote(v_ao, ao)
-
-    aroon = c.cached(("aroonosc", p.aroon_period), lambda: _AROONOSC(h, lo, p.aroon_period))
-    _vote(v_aroon, aroon > p.aroon_level, aroon < -p.aroon_level)
-
-    vip, vim = c.cached(("vortex", p.vortex_period), lambda: vortex(h, lo, close, p.vortex_period))
-    _vote(v_vortex, (vip > vim) & (vip > p.vortex_level), (vim > vip) & (vim > p.vortex_level))
-
-    cmo = c.cached(("chande_momentum", p.cmo_period), lambda: chande_momentum(close, p.cmo_period))
-    _vote(v_cmo, cmo > p.cmo_level, cmo < -p.cmo_level)
-
-    k, ks = c.cached(("kst", p.kst_signal), lambda: kst(close, p.kst_signal))
-    _vote(v_kst, *_crossings(k, ks))
-
-    stc = c.cached(
-        ("schaff", p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth),
-        lambda: schaff_trend_cycle(
-            close, p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth, macd=c.ema(p.stc_fast) - c.ema(p.stc_slow)
-        ),
-    )
-    buy, sell = stc < p.stc_low, stc > p.stc_high
-    up, down = _crossings(stc, 50.0)
-    buy[1:] |= up
-    sell[1:] |= down
-    _vote(v_stc, buy, sell)
-
-    trix = c.cached(("trix", p.trix_period), lambda: _TRIX(close, p.trix_period))
-    trix_sig = c.cached(("trix_signal", p.trix_period, p.trix_signal), lambda: _EMA(trix, p.trix_signal))
-    up, down = _crossings(trix, 0.0)
-    up_sig, down_sig = _crossings(trix, trix_sig)
-    up |= up_sig
-    down |= down_sig
-    _vote(v_trix, up, down)
-
-    cop = c.cached(
-        ("coppock", p.coppock_long, p.coppock_short, p.coppock_wma),
-        lambda: coppock(close, p.coppock_long, p.coppock_short, p.coppock_wma),
-    )
-    # trough(cop, 0, above=False, strict=False) against peak(cop, 0, above=True, strict=False)
-    c0, c1, c2 = cop[2:], cop[1:-1], cop[:-2]
-    _vote(v_cop, (c1 < 0.0) & (c1 <= c2) & (c0 > c1), (c1 > 0.0) & (c1 >= c2) & (c0 < c1))
+    # The indicators are this signal's own (only the EMAs are shared, through the memo): each is dropped once
+    # its vote is cast, so a long history's temporaries are freed and reused.
+    _awesome_vote(v_ao, awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
+    _level_vote(v_aroon, _AROONOSC(h, lo, p.aroon_period), p.aroon_level)
+    _vortex_vote(v_vortex, vortex(h, lo, close, p.vortex_period), p.vortex_level)
+    _level_vote(v_cmo, chande_momentum(close, p.cmo_period), p.cmo_level)
+    _vote(v_kst, *_crossings(*kst(close, p.kst_signal)))
+    macd = c.ema(p.stc_fast) - c.ema(p.stc_slow)
+    stc = schaff_trend_cycle(close, p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth, macd=macd)
+    _schaff_vote(v_stc, stc, p.stc_low, p.stc_high)
+    _trix_vote(v_trix, _TRIX(close, p.trix_period), p.trix_signal)
+    _coppock_vote(v_cop, coppock(close, p.coppock_long, p.coppock_short, p.coppock_wma))
     return votes
 
 
