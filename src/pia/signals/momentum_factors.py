@@ -176,7 +176,7 @@ def momentum_factor_vote_matrix(c: Context, p: MomentumFactorsParams) -> I8:
     prior_sum = c.cached(("volume_sum", p.volume_prior), lambda: _SUM(c.volume, p.volume_prior))
     vol_now, prior_before = vol_sum[p.volume_recent :], _lagged(prior_sum, p.volume_recent)[1]
     expanding = vol_now * p.volume_prior > p.volume_ratio * p.volume_recent * prior_before
-    close_now, close_before = _lagged(close, p.volume_recent)
+    close_now, close_before = _lagged(close, p.volume_recent)  # the change is > 0 (< 0) exactly when now > before
     _vote(v_volume, expanding & (close_now > close_before), expanding & (close_now < close_before))
 
     return votes
