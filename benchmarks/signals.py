@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import talib
 
 from pia import topics
 from pia.bus import Bus
@@ -30,6 +29,7 @@ from pia.feeds.aggregate import aggregate
 from pia.feeds.base import BarArray, array_to_bars
 from pia.instruments import Timeframe
 from pia.intervals import MINUTE, parse_interval
+from pia.signals import ta
 from pia.signals.base import Context, tail_ohlcv
 from pia.signals.consensus import ConsensusActor
 from pia.signals.history import compute_history
@@ -68,27 +68,31 @@ def universe_arrays(instruments: int) -> list[tuple[str, str, BarArray]]:
 
 
 class TalibRecorder:
-    """Wraps every TA-Lib function to record the calls (with their argument arrays) the signals make."""
+    """Records the TA-Lib calls (with their argument arrays) the signals make, to replay them as the raw limit.
+
+    Signal code calls TA-Lib through ``pia.signals.ta`` (the C functions, as attributes of that module);
+    each is replaced by a recording wrapper for the duration of the ``with`` block.
+    """
 
     def __init__(self) -> None:
         self.calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
         self._saved: dict[str, Callable[..., Any]] = {}
 
     def __enter__(self) -> TalibRecorder:
-        for name in talib.get_functions():
-            fn = getattr(talib, name)
+        for name in ta.FUNCTIONS:
+            fn = getattr(ta, name)
             self._saved[name] = fn
 
             def wrapper(*args: Any, _fn: Callable[..., Any] = fn, **kwargs: Any) -> Any:
                 self.calls.append((_fn, args, kwargs))
                 return _fn(*args, **kwargs)
 
-            setattr(talib, name, wrapper)
+            setattr(ta, name, wrapper)
         return self
 
     def __exit__(self, *exc: object) -> None:
         for name, fn in self._saved.items():
-            setattr(talib, name, fn)
+            setattr(ta, name, fn)
 
 
 def replay(calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> None:

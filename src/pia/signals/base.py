@@ -17,14 +17,14 @@ from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
-import talib
 from pydantic import BaseModel, ConfigDict
+
+from pia.signals import ta
 
 F64 = npt.NDArray[np.float64]
 I8 = npt.NDArray[np.int8]
 Bool = npt.NDArray[np.bool_]
 T = TypeVar("T")
-_SMA: Any = talib.MA_Type.SMA  # type: ignore[attr-defined]
 
 ALL_CLASSES = frozenset({"crypto", "metals", "stocks"})
 SETTLE_BARS = 400
@@ -102,30 +102,32 @@ class Context:
 
     # --- shared indicators (TA-Lib definitions) ---------------------------------------------
     def rsi(self, period: int = 14) -> F64:
-        return self.cached(("rsi", period), lambda: talib.RSI(self.close, timeperiod=period))
+        return self.cached(("rsi", period), lambda: ta.RSI(self.close, timeperiod=period))
 
     def sma(self, period: int) -> F64:
-        return self.cached(("sma", period), lambda: talib.SMA(self.close, timeperiod=period))
+        return self.cached(("sma", period), lambda: ta.SMA(self.close, timeperiod=period))
 
     def ema(self, period: int) -> F64:
-        return self.cached(("ema", period), lambda: talib.EMA(self.close, timeperiod=period))
+        return self.cached(("ema", period), lambda: ta.EMA(self.close, timeperiod=period))
 
     def atr(self, period: int = 14) -> F64:
-        return self.cached(("atr", period), lambda: talib.ATR(self.high, self.low, self.close, timeperiod=period))
+        return self.cached(("atr", period), lambda: ta.ATR(self.high, self.low, self.close, timeperiod=period))
 
     def macd(self, fast: int = 12, slow: int = 26, signal: int = 9) -> tuple[F64, F64, F64]:
         """(macd, signal, histogram)."""
-        return self.cached(
+        out: tuple[F64, F64, F64] = self.cached(
             ("macd", fast, slow, signal),
-            lambda: talib.MACD(self.close, fastperiod=fast, slowperiod=slow, signalperiod=signal),
+            lambda: ta.MACD(self.close, fastperiod=fast, slowperiod=slow, signalperiod=signal),
         )
+        return out
 
     def bbands(self, period: int = 20, dev: float = 2.0) -> tuple[F64, F64, F64]:
         """(upper, middle, lower) Bollinger bands: SMA(period) ± dev population standard deviations."""
-        return self.cached(
+        out: tuple[F64, F64, F64] = self.cached(
             ("bbands", period, dev),
-            lambda: talib.BBANDS(self.close, timeperiod=period, nbdevup=dev, nbdevdn=dev, matype=_SMA),
+            lambda: ta.BBANDS(self.close, timeperiod=period, nbdevup=dev, nbdevdn=dev, matype=ta.MA_SMA),
         )
+        return out
 
     def prev(self, a: F64, k: int = 1) -> F64:
         """``a`` shifted ``k`` bars later (NaN for the first ``k``): the previous bar's value at each bar."""

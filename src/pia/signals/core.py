@@ -10,10 +10,10 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
-import talib
 from numpy.lib.stride_tricks import sliding_window_view
 from pydantic import Field, model_validator
 
+from pia.signals import ta
 from pia.signals.base import F64, SETTLE_BARS, Context, Params, SignalOutput, SignalSpec, from_masks
 
 
@@ -108,7 +108,7 @@ def _rsi_values(c: Context, period: int) -> F64:
     def compute() -> F64:
         r = c.rsi(period)
         span = period + 1
-        flat = (r == 0) & (talib.MAX(c.close, span) - talib.MIN(c.close, span) == 0)
+        flat = (r == 0) & (ta.MAX(c.close, span) - ta.MIN(c.close, span) == 0)
         return np.where(flat, np.nan, r)
 
     return c.cached(("rsi_voting", period), compute)
@@ -242,7 +242,7 @@ def volume(c: Context, p: VolumeParams) -> SignalOutput:
     Confidence is 0.5 at the minimum ratio, rising linearly to 1.0 at twice it (ratio 3):
     0.5 * ratio / min_ratio, capped at 1.
     """
-    base = c.cached(("volume_base", p.lookback), lambda: c.prev(talib.SMA(c.volume, timeperiod=p.lookback)))
+    base = c.cached(("volume_base", p.lookback), lambda: c.prev(ta.SMA(c.volume, timeperiod=p.lookback)))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(base > 0, c.volume / base, np.nan)
     move = c.close - c.prev(c.close, p.change_bars)

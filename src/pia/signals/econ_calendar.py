@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-import talib
 from pydantic import Field, model_validator
 
+from pia.signals import ta
 from pia.signals.base import F64, Bool, Context, Params, SignalOutput, SignalSpec
 from pia.signals.schedules import HOUR_NS, I64, UNKNOWN, Schedules, default_schedules
 
@@ -30,7 +30,7 @@ def _spacing_min(spacing: I64) -> I64:
     head = SPACING_BARS - 1
     out[:head] = np.minimum.accumulate(spacing[:head])
     # TA-Lib's MIN on floats is exact: the spacings are far below 2**53 ns
-    out[head:] = talib.MIN(spacing.astype(np.float64), SPACING_BARS)[head:]
+    out[head:] = ta.MIN(spacing.astype(np.float64), SPACING_BARS)[head:]
     return out
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
 
 FLAT_SLOPE = 1e-9
@@ -30,8 +29,8 @@ class FibonacciParams(Params):
 def swing_range(c: Context, n: int) -> tuple[F64, F64]:
     """(highest high, lowest low) of the ``n`` bars ending at each bar (TA-Lib MAX / MIN)."""
     return (
-        c.cached(("max", "high", n), lambda: talib.MAX(c.high, timeperiod=n)),
-        c.cached(("min", "low", n), lambda: talib.MIN(c.low, timeperiod=n)),
+        c.cached(("max", "high", n), lambda: ta.MAX(c.high, timeperiod=n)),
+        c.cached(("min", "low", n), lambda: ta.MIN(c.low, timeperiod=n)),
     )
 
 

@@ -8,16 +8,14 @@ Indicators TA-Lib lacks are small public functions here (``heikin_ashi_candles``
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, NamedTuple
 
 import numpy as np
-import talib
 from pydantic import Field, model_validator
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, SETTLE_BARS, Bool, Context, Params, SignalOutput, SignalSpec
 
-_SMA: Any = talib.MA_Type.SMA  # type: ignore[attr-defined]
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 """The MACD of the Elder impulse system."""
 
@@ -88,7 +86,7 @@ def heikin_ashi_candles(open_: F64, high: F64, low: F64, close: F64) -> HeikinAs
     ha_close += close
     ha_close *= 0.25
     x[:3] = (open_[0] + close[0]) * 0.5
-    ha_open = talib.EMA(x[:-1], 3)[2:]
+    ha_open = ta.EMA(x[:-1], 3)[2:]
     ha_high = np.maximum(ha_open, ha_close)
     np.maximum(high, ha_high, out=ha_high)
     ha_low = np.minimum(ha_open, ha_close)
@@ -107,15 +105,17 @@ def smma(x: F64, period: int) -> F64:
     pad = np.empty(n + period - 1)
     pad[: period - 1] = np.add.reduce(x[:period]) / period  # x[:period].mean(), without np.mean's overhead
     pad[period - 1 :] = x
-    return talib.EMA(pad, 2 * period - 1)[period - 1 :]
+    out: F64 = ta.EMA(pad, 2 * period - 1)[period - 1 :]
+    return out
 
 
 def hull_ma(close: F64, period: int) -> F64:
     """Hull moving average: WMA(2 x WMA(period // 2) - WMA(period), floor(sqrt(period)))."""
-    diff = talib.WMA(close, period // 2)
+    diff = ta.WMA(close, period // 2)
     diff *= 2.0
-    diff -= talib.WMA(close, period)
-    return talib.WMA(diff, math.isqrt(period))
+    diff -= ta.WMA(close, period)
+    out: F64 = ta.WMA(diff, math.isqrt(period))
+    return out
 
 
 def ttm_squeeze(
@@ -138,19 +138,19 @@ def ttm_squeeze(
 
     ``bands``: the (upper, middle, lower) Bollinger bands if already computed.
     """
-    upper, mid, _ = bands if bands is not None else talib.BBANDS(close, period, bb_dev, bb_dev, _SMA)
+    upper, mid, _ = bands if bands is not None else ta.BBANDS(close, period, bb_dev, bb_dev, ta.MA_SMA)
     half_bb = upper - mid
-    half_kc = talib.SMA(talib.TRANGE(high, low, close), period)
+    half_kc = ta.SMA(ta.TRANGE(high, low, close), period)
     half_kc *= kc_mult
     on = half_bb < half_kc
     off = half_bb >= half_kc
-    delta = talib.MAX(high, period)  # close - ((Donchian high + low) / 2 + SMA) / 2, in place
-    delta += talib.MIN(low, period)
+    delta = ta.MAX(high, period)  # close - ((Donchian high + low) / 2 + SMA) / 2, in place
+    delta += ta.MIN(low, period)
     delta *= 0.5
     delta += mid
     delta *= 0.5
     np.subtract(close, delta, out=delta)
-    return on, off, talib.LINEARREG(delta, period)
+    return on, off, ta.LINEARREG(delta, period)
 
 
 def heikin_ashi_warmup(p: HeikinAshiParams) -> int:

@@ -6,20 +6,13 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
-
-# TA-Lib's functions themselves: `talib` wraps each in a pandas/polars Series dispatcher (~2 us a call); the
-# inputs here are numpy arrays, for which the call and its output are the same.
-_MINMAX: Callable[..., tuple[F64, F64]] = inspect.unwrap(talib.MINMAX)
 
 
 class MeanReversionParams(Params):
@@ -59,7 +52,7 @@ def rsi_moving(c: Context, period: int) -> F64:
         zero = r == 0
         # Only the zeros need the flat test: MINMAX (causal, so the same values) runs up to the last one.
         end = len(r) - int(zero[::-1].argmax())
-        lowest, highest = _MINMAX(c.close[:end], period + 1)
+        lowest, highest = ta.MINMAX(c.close[:end], period + 1)
         zero[:end] &= highest == lowest
         return np.where(zero, np.nan, r)
 

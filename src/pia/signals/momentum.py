@@ -6,16 +6,13 @@ built here from the shared RSI and EMAs so that nothing is computed twice.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field, model_validator
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
-
-_SMA: Any = talib.MA_Type.SMA  # type: ignore[attr-defined]
 
 
 class MomentumParams(Params):
@@ -64,7 +61,9 @@ def stoch_rsi(rsi: F64, period: int) -> F64:
 
     Equal to TA-Lib's ``STOCHRSI`` fast %K / 100, except that a flat RSI has no value (TA-Lib reports 0).
     """
-    lo, rng = talib.MINMAX(rsi, timeperiod=period)  # (low, high)
+    lo: F64
+    rng: F64
+    lo, rng = ta.MINMAX(rsi, timeperiod=period)  # (low, high)
     rng -= lo  # high - low
     out = rsi - lo
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -78,7 +77,7 @@ def ppo(fast_ema: F64, slow_ema: F64, signal: int) -> tuple[F64, F64]:
     with np.errstate(invalid="ignore", divide="ignore"):
         line /= slow_ema
     line *= 100.0
-    return line, talib.EMA(line, timeperiod=signal)
+    return line, ta.EMA(line, timeperiod=signal)
 
 
 def _vote(buy: Bool, sell: Bool, out: I8 | None = None) -> I8:
@@ -103,13 +102,13 @@ def _divergence_vote(close: F64, rsi: F64, lookback: int) -> I8:
     n = len(close)
     half = lookback // 2
     older = lookback - half
-    p_lo_new, p_hi_new = talib.MINMAX(close, timeperiod=half)
-    r_lo_new, r_hi_new = talib.MINMAX(rsi, timeperiod=half)
+    p_lo_new, p_hi_new = ta.MINMAX(close, timeperiod=half)
+    r_lo_new, r_hi_new = ta.MINMAX(rsi, timeperiod=half)
     if older == half:
         p_lo_old, p_hi_old, r_lo_old, r_hi_old = p_lo_new, p_hi_new, r_lo_new, r_hi_new
     else:
-        p_lo_old, p_hi_old = talib.MINMAX(close, timeperiod=older)
-        r_lo_old, r_hi_old = talib.MINMAX(rsi, timeperiod=older)
+        p_lo_old, p_hi_old = ta.MINMAX(close, timeperiod=older)
+        r_lo_old, r_hi_old = ta.MINMAX(rsi, timeperiod=older)
     out = np.zeros(n, dtype=np.int8)
     if half < n:
         now, then = slice(half, None), slice(None, n - half)
@@ -122,15 +121,15 @@ def _divergence_vote(close: F64, rsi: F64, lookback: int) -> I8:
 
 
 def _stochastic_vote(c: Context, p: MomentumParams) -> I8:
-    k, d = talib.STOCH(
+    k, d = ta.STOCH(
         c.high,
         c.low,
         c.close,
         fastk_period=p.stoch_k,
         slowk_period=p.stoch_slow,
-        slowk_matype=_SMA,
+        slowk_matype=ta.MA_SMA,
         slowd_period=p.stoch_d,
-        slowd_matype=_SMA,
+        slowd_matype=ta.MA_SMA,
     )
     out = np.zeros(c.n, dtype=np.int8)
     k_up, k_down = _crossings(k, d)
@@ -161,15 +160,15 @@ def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
     """
     close, high, low = c.close, c.high, c.low
     rsi = c.rsi(p.rsi_period)
-    roc = c.cached(("roc", p.roc_period), lambda: talib.ROC(close, timeperiod=p.roc_period))
+    roc = c.cached(("roc", p.roc_period), lambda: ta.ROC(close, timeperiod=p.roc_period))
     # Elder bull power high - EMA and bear power low - EMA, compared with 0: high and low against the EMA
     ema = c.ema(p.elder_period)
     return {
         "rsi_divergence": _divergence_vote(close, rsi, p.div_lookback),
         "stochastic": _stochastic_vote(c, p),
         "stoch_rsi": _band_vote(stoch_rsi(rsi, p.stochrsi_period), p.stochrsi_low, p.stochrsi_high),
-        "cci": _band_vote(talib.CCI(high, low, close, timeperiod=p.cci_period), -p.cci_bound, p.cci_bound),
-        "williams_r": _band_vote(talib.WILLR(high, low, close, timeperiod=p.willr_period), p.willr_low, p.willr_high),
+        "cci": _band_vote(ta.CCI(high, low, close, timeperiod=p.cci_period), -p.cci_bound, p.cci_bound),
+        "williams_r": _band_vote(ta.WILLR(high, low, close, timeperiod=p.willr_period), p.willr_low, p.willr_high),
         "roc": _roc_vote(roc),
         "ppo": _ppo_vote(c, p),
         "elder_power": _vote((high > ema) & (low > ema), (high < ema) & (low < ema)),

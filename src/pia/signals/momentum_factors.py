@@ -7,30 +7,13 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field, model_validator
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _direct(f: _F) -> _F:
-    """The TA-Lib function itself: ``talib`` wraps each one in a pandas/polars Series dispatcher when either is
-    installed (~1.6 us a call). Our inputs are numpy arrays, so the call and its output are the same."""
-    return cast(_F, inspect.unwrap(f))
-
-
-_MAX = _direct(talib.MAX)
-_MIN = _direct(talib.MIN)
-_ROC = _direct(talib.ROC)
-_SUM = _direct(talib.SUM)
 
 
 class MomentumFactorsParams(Params):
@@ -146,11 +129,11 @@ def momentum_factor_vote_matrix(c: Context, p: MomentumFactorsParams) -> I8:
     tsmom = close[start : start + m] / close[:m]  # growth from lookback to skip bars ago, from bar lookback on
     _vote(v_tsmom, tsmom > 1.0, tsmom < 1.0)
 
-    roc = c.cached(("roc", p.roc_period), lambda: _ROC(close, p.roc_period))
+    roc = c.cached(("roc", p.roc_period), lambda: ta.ROC(close, p.roc_period))
     _vote(v_roc, roc > p.roc_pct, roc < -p.roc_pct)
 
-    hh = c.cached(("highest_high", p.range_period), lambda: _MAX(h, p.range_period))
-    ll = c.cached(("lowest_low", p.range_period), lambda: _MIN(lo, p.range_period))
+    hh = c.cached(("highest_high", p.range_period), lambda: ta.MAX(h, p.range_period))
+    ll = c.cached(("lowest_low", p.range_period), lambda: ta.MIN(lo, p.range_period))
     to_high = close / hh
     _vote(v_high, to_high > p.near_high, to_high < p.far_from_high)
 
@@ -172,8 +155,8 @@ def momentum_factor_vote_matrix(c: Context, p: MomentumFactorsParams) -> I8:
     now, before = _lagged(recent, k)  # from bar 2k on
     _vote(v_accel, (now > before) & (before > 0), (now < before) & (before < 0))
 
-    vol_sum = c.cached(("volume_sum", p.volume_recent), lambda: _SUM(c.volume, p.volume_recent))
-    prior_sum = c.cached(("volume_sum", p.volume_prior), lambda: _SUM(c.volume, p.volume_prior))
+    vol_sum = c.cached(("volume_sum", p.volume_recent), lambda: ta.SUM(c.volume, p.volume_recent))
+    prior_sum = c.cached(("volume_sum", p.volume_prior), lambda: ta.SUM(c.volume, p.volume_prior))
     vol_now, prior_before = vol_sum[p.volume_recent :], _lagged(prior_sum, p.volume_recent)[1]
     expanding = vol_now * p.volume_prior > p.volume_ratio * p.volume_recent * prior_before
     close_now, close_before = _lagged(close, p.volume_recent)  # the change is > 0 (< 0) exactly when now > before

@@ -7,36 +7,14 @@ named sub-votes and :func:`oscillators` folds them with :func:`pia.signals.combi
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field, model_validator
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, SETTLE_BARS, Bool, Context, Params, SignalOutput, SignalSpec
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _direct(f: _F) -> _F:
-    """The TA-Lib function itself: ``talib`` wraps each one in a pandas/polars Series dispatcher when either is
-    installed (~1.6 us a call). Our inputs are numpy arrays, so the call and its output are the same."""
-    return cast(_F, inspect.unwrap(f))
-
-
-_AROONOSC = _direct(talib.AROONOSC)
-_EMA = _direct(talib.EMA)
-_MINMAX = _direct(talib.MINMAX)
-_ROC = _direct(talib.ROC)
-_SMA = _direct(talib.SMA)
-_SUM = _direct(talib.SUM)
-_TRANGE = _direct(talib.TRANGE)
-_TRIX = _direct(talib.TRIX)
-_WMA = _direct(talib.WMA)
 
 KST_ROC = (10, 15, 20, 30)
 """Pring's KST: the rate-of-change periods, ..."""
@@ -131,8 +109,8 @@ def awesome_oscillator(high: F64, low: F64, fast: int = 5, slow: int = 34) -> F6
     """Bill Williams' AO: SMA(fast) - SMA(slow) of the median price (high + low) / 2."""
     median = high + low
     median *= 0.5
-    ao: F64 = _SMA(median, fast)
-    ao -= _SMA(median, slow)
+    ao: F64 = ta.SMA(median, fast)
+    ao -= ta.SMA(median, slow)
     return ao
 
 
@@ -144,9 +122,9 @@ def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]
     vmp[:1] = vmm[:1] = np.nan
     np.abs(np.subtract(high[1:], low[:-1], out=vmp[1:]), out=vmp[1:])
     np.abs(np.subtract(low[1:], high[:-1], out=vmm[1:]), out=vmm[1:])
-    tr = _SUM(_TRANGE(high, low, close), period)
-    vip: F64 = _SUM(vmp, period)
-    vim: F64 = _SUM(vmm, period)
+    tr = ta.SUM(ta.TRANGE(high, low, close), period)
+    vip: F64 = ta.SUM(vmp, period)
+    vim: F64 = ta.SUM(vmm, period)
     with np.errstate(divide="ignore", invalid="ignore"):  # no true range (flat bars): inf or NaN, no vote
         vip /= tr
         vim /= tr
@@ -160,8 +138,8 @@ def chande_momentum(close: F64, period: int = 9) -> F64:
     d = np.empty_like(close)
     d[:1] = np.nan
     np.subtract(close[1:], close[:-1], out=d[1:])
-    total = _SUM(np.abs(d), period)
-    out: F64 = _SUM(np.maximum(d, 0.0, out=d), period)  # Su
+    total = ta.SUM(np.abs(d), period)
+    out: F64 = ta.SUM(np.maximum(d, 0.0, out=d), period)  # Su
     total[total <= 0] = np.nan  # no move: NaN, without dividing by zero
     out *= 2.0
     out -= total
@@ -174,18 +152,20 @@ def kst(close: F64, signal: int = 9) -> tuple[F64, F64]:
     """(KST, signal): Pring's Know Sure Thing, sum of w_i x SMA(ROC(close, r_i), s_i) with
     r = 10/15/20/30, s = 10/10/10/15, w = 1/2/3/4 (ROC in percent); the signal is its SMA(``signal``)."""
     # the weighted SMAs summed in place, in order (starting from 0.0 would change nothing: they are never -0.0)
-    k, *rest = [_SMA(_ROC(close, r), s) for r, s in zip(KST_ROC, KST_SMA, strict=True)]
+    k, *rest = [ta.SMA(ta.ROC(close, r), s) for r, s in zip(KST_ROC, KST_SMA, strict=True)]
     k *= KST_WEIGHTS[0]
     for term, w in zip(rest, KST_WEIGHTS[1:], strict=True):
         term *= w
         k += term
-    return k, _SMA(k, signal)
+    return k, ta.SMA(k, signal)
 
 
 def stochastic(x: F64, cycle: int) -> F64:
     """100 x (x - lowest) / (highest - lowest) over the last ``cycle`` values; where that range is zero, the
     previous value (50 if there is none yet). Leading NaNs stay NaN."""
-    k, rng = _MINMAX(x, cycle)  # lowest, highest: the same loops as MIN and MAX, in one call
+    k: F64
+    rng: F64
+    k, rng = ta.MINMAX(x, cycle)  # lowest, highest: the same loops as MIN and MAX, in one call
     rng -= k
     np.subtract(x, k, out=k)
     k *= 100.0
@@ -213,19 +193,20 @@ def schaff_trend_cycle(
     """Schaff trend cycle, 0..100: the MACD (EMA fast - EMA slow) through a stochastic over ``cycle``
     bars, EMA(``smooth``), a second stochastic over ``cycle`` bars, EMA(``smooth``). Where a
     stochastic's range is zero it keeps its previous value (50 if it never had one)."""
-    m = _EMA(close, fast) - _EMA(close, slow) if macd is None else macd
+    m = ta.EMA(close, fast) - ta.EMA(close, slow) if macd is None else macd
     d = stochastic(m, cycle)
     if smooth > 1:
-        d = _EMA(d, smooth)
+        d = ta.EMA(d, smooth)
     d = stochastic(d, cycle)
-    return _EMA(d, smooth) if smooth > 1 else d
+    return ta.EMA(d, smooth) if smooth > 1 else d
 
 
 def coppock(close: F64, long: int = 14, short: int = 11, wma: int = 10) -> F64:
     """Coppock curve: WMA(``wma``) of ROC(long) + ROC(short), ROC in percent."""
-    roc = _ROC(close, long)
-    roc += _ROC(close, short)
-    return _WMA(roc, wma)
+    roc = ta.ROC(close, long)
+    roc += ta.ROC(close, short)
+    out: F64 = ta.WMA(roc, wma)
+    return out
 
 
 def oscillators_warmup(p: OscillatorsParams) -> int:
@@ -309,7 +290,7 @@ def _schaff_vote(row: I8, stc: F64, low: float, high: float) -> None:
 def _trix_vote(row: I8, trix: F64, signal: int) -> None:
     """BUY on an upward crossing of zero or of the EMA(``signal``) signal line, SELL on a downward one (both: HOLD)."""
     up, down = _crossings(trix, 0.0)
-    up_sig, down_sig = _crossings(trix, _EMA(trix, signal))
+    up_sig, down_sig = _crossings(trix, ta.EMA(trix, signal))
     up |= up_sig
     down |= down_sig
     _vote(row, up, down)
@@ -330,14 +311,14 @@ def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
     # The indicators are this signal's own (only the EMAs are shared, through the memo): each is dropped once
     # its vote is cast, so a long history's temporaries are freed and reused.
     _awesome_vote(v_ao, awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
-    _level_vote(v_aroon, _AROONOSC(h, lo, p.aroon_period), p.aroon_level)
+    _level_vote(v_aroon, ta.AROONOSC(h, lo, p.aroon_period), p.aroon_level)
     _vortex_vote(v_vortex, vortex(h, lo, close, p.vortex_period), p.vortex_level)
     _level_vote(v_cmo, chande_momentum(close, p.cmo_period), p.cmo_level)
     _vote(v_kst, *_crossings(*kst(close, p.kst_signal)))
     macd = c.ema(p.stc_fast) - c.ema(p.stc_slow)
     stc = schaff_trend_cycle(close, p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth, macd=macd)
     _schaff_vote(v_stc, stc, p.stc_low, p.stc_high)
-    _trix_vote(v_trix, _TRIX(close, p.trix_period), p.trix_signal)
+    _trix_vote(v_trix, ta.TRIX(close, p.trix_period), p.trix_signal)
     _coppock_vote(v_cop, coppock(close, p.coppock_long, p.coppock_short, p.coppock_wma))
     return votes
 

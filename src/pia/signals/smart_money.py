@@ -13,10 +13,9 @@ from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
-import talib
 from pydantic import Field
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
 
 
@@ -41,8 +40,8 @@ def _swing_flags(high: F64, low: F64, k: int) -> Bool:
     if n < 2 * k + 1:
         return flags
     # hmax[i] = max(high[i-k+1 .. i]) (TA-Lib needs a period of at least 2)
-    hmax = talib.MAX(high, timeperiod=k) if k > 1 else high
-    lmin = talib.MIN(low, timeperiod=k) if k > 1 else low
+    hmax = ta.MAX(high, timeperiod=k) if k > 1 else high
+    lmin = ta.MIN(low, timeperiod=k) if k > 1 else low
     piv_h = high[k : n - k]  # the pivot j = t - k for t = 2k .. n-1
     piv_l = low[k : n - k]
     flags[0, 2 * k :] = (piv_h > hmax[k - 1 : n - k - 1]) & (piv_h > hmax[2 * k :])
@@ -188,7 +187,7 @@ def _vote_rows(c: Context, p: SmartMoneyParams) -> I8:
     # zone candles: demand = a big green candle (zone low .. open), supply = a big red one (zone open .. high)
     body = close - o
     size = np.abs(body)
-    avg_body = c.cached(("sma_body", p.body_period), lambda: talib.SMA(size, timeperiod=p.body_period))
+    avg_body = c.cached(("sma_body", p.body_period), lambda: ta.SMA(size, timeperiod=p.body_period))
     big = np.zeros(n, dtype=np.bool_)
     big[1:] = size[1:] > p.zone_body * avg_body[:-1]  # above the average of the bars before
     np.logical_and(big, body > 0, out=found[1])

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field, model_validator
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
-
-# TA-Lib's functions themselves: `talib` wraps each in a pandas/polars Series dispatcher (~2 us a call); the
-# inputs here are numpy arrays, for which the call and its output are the same.
-_MAX: Callable[..., F64] = inspect.unwrap(talib.MAX)
-_MIN: Callable[..., F64] = inspect.unwrap(talib.MIN)
-_MINMAX: Callable[..., tuple[F64, F64]] = inspect.unwrap(talib.MINMAX)
 
 
 class StructureParams(Params):
@@ -43,11 +34,11 @@ class StructureParams(Params):
 
 
 def _rolling_max(c: Context, a: F64, name: str, n: int) -> F64:
-    return c.cached(("max", name, n), lambda: _MAX(a, timeperiod=n))
+    return c.cached(("max", name, n), lambda: ta.MAX(a, timeperiod=n))
 
 
 def _rolling_min(c: Context, a: F64, name: str, n: int) -> F64:
-    return c.cached(("min", name, n), lambda: _MIN(a, timeperiod=n))
+    return c.cached(("min", name, n), lambda: ta.MIN(a, timeperiod=n))
 
 
 STRUCTURE_VOTES = ("range_position", "donchian", "rsi", "macd_cross")
@@ -78,7 +69,7 @@ def _structure_vote_matrix(c: Context, p: StructureParams) -> I8:
 
     r = c.rsi(p.rsi_period)
     if not r.all():  # some 0 (NaN is truthy); TA-Lib gives 0 when nothing moved: no RSI there, not "oversold"
-        lowest, highest = _MINMAX(close, p.rsi_period + 1)
+        lowest, highest = ta.MINMAX(close, p.rsi_period + 1)
         r = np.where((r == 0) & (highest == lowest), np.nan, r)
     combine.vote(r > p.rsi_buy, r < p.rsi_sell, out=rsi)
 

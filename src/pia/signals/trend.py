@@ -6,27 +6,15 @@ defined here (:func:`supertrend`, :func:`ichimoku_cloud`).
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from itertools import pairwise, repeat
 from operator import length_hint
 from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field, model_validator
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, SETTLE_BARS, Context, Params, SignalOutput, SignalSpec
-
-# TA-Lib's functions themselves: `talib` wraps each in a pandas/polars Series dispatcher (~2 us a call); the
-# inputs here are numpy arrays, for which the call and its output are the same.
-_ADX: Callable[..., F64] = inspect.unwrap(talib.ADX)
-_ATR: Callable[..., F64] = inspect.unwrap(talib.ATR)
-_MIDPRICE: Callable[..., F64] = inspect.unwrap(talib.MIDPRICE)
-_MINUS_DI: Callable[..., F64] = inspect.unwrap(talib.MINUS_DI)
-_PLUS_DI: Callable[..., F64] = inspect.unwrap(talib.PLUS_DI)
-_SAR: Callable[..., F64] = inspect.unwrap(talib.SAR)
 
 
 class TrendParams(Params):
@@ -81,7 +69,7 @@ def supertrend(high: F64, low: F64, close: F64, period: int, mult: float, atr: F
     The loop only notes the bars where the direction turns; the output is their cumulative sum.
     """
     if atr is None:
-        atr = _ATR(high, low, close, timeperiod=period)
+        atr = ta.ATR(high, low, close, timeperiod=period)
     n = len(close)
     out = np.zeros(n, dtype=np.int8)
     s = period  # TA-Lib's first ATR
@@ -171,8 +159,8 @@ def ichimoku_cloud(high: F64, low: F64, tenkan: int, kijun: int, senkou: int) ->
 
 def _ichimoku_spans(high: F64, low: F64, tenkan: int, kijun: int, senkou: int) -> tuple[F64, F64]:
     """Leading spans A and B as computed at each bar, before :func:`ichimoku_cloud` shifts them forward."""
-    span_a = (_MIDPRICE(high, low, timeperiod=tenkan) + _MIDPRICE(high, low, timeperiod=kijun)) * 0.5
-    return span_a, _MIDPRICE(high, low, timeperiod=senkou)
+    span_a = (ta.MIDPRICE(high, low, timeperiod=tenkan) + ta.MIDPRICE(high, low, timeperiod=kijun)) * 0.5
+    return span_a, ta.MIDPRICE(high, low, timeperiod=senkou)
 
 
 TREND_VOTES = ("golden_cross", "sma_ribbon", "price_vs_sma", "supertrend", "parabolic_sar", "ichimoku", "adx")
@@ -215,7 +203,7 @@ def _trend_vote_matrix(c: Context, p: TrendParams) -> I8:
 
     sar = c.cached(
         ("SAR", p.sar_step, p.sar_max),
-        lambda: _SAR(c.high, c.low, acceleration=p.sar_step, maximum=p.sar_max),
+        lambda: ta.SAR(c.high, c.low, acceleration=p.sar_step, maximum=p.sar_max),
     )
     combine.vote(sar < close, sar > close, out=sar_vote)
 
@@ -229,9 +217,9 @@ def _trend_vote_matrix(c: Context, p: TrendParams) -> I8:
     later, m = close[k:], n - k
     combine.vote(later > np.maximum(span_a[:m], span_b[:m]), later < np.minimum(span_a[:m], span_b[:m]), out=cloud[k:])
 
-    adx = c.cached(("ADX", p.adx_period), lambda: _ADX(c.high, c.low, close, timeperiod=p.adx_period))
-    pdi = c.cached(("PLUS_DI", p.adx_period), lambda: _PLUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
-    mdi = c.cached(("MINUS_DI", p.adx_period), lambda: _MINUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
+    adx = c.cached(("ADX", p.adx_period), lambda: ta.ADX(c.high, c.low, close, timeperiod=p.adx_period))
+    pdi = c.cached(("PLUS_DI", p.adx_period), lambda: ta.PLUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
+    mdi = c.cached(("MINUS_DI", p.adx_period), lambda: ta.MINUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
     combine.vote(pdi > mdi, mdi > pdi, out=adx_vote)
     adx_vote *= adx > p.adx_min  # only a strong trend votes
     return votes

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
 
 
@@ -46,14 +45,14 @@ def donchian_prev(high: F64, low: F64, period: int) -> tuple[F64, F64]:
     """(upper, lower) of the previous bar's Donchian channel: the high/low extremes of bars t-period..t-1."""
     nan = np.full(min(1, len(high)), np.nan)
     return (
-        np.concatenate((nan, talib.MAX(high, timeperiod=period)[:-1])),
-        np.concatenate((nan, talib.MIN(low, timeperiod=period)[:-1])),
+        np.concatenate((nan, ta.MAX(high, timeperiod=period)[:-1])),
+        np.concatenate((nan, ta.MIN(low, timeperiod=period)[:-1])),
     )
 
 
 def _log_return_vol(close: F64, period: int) -> F64:
     """:func:`realised_vol` of bars ``1 ..`` (the caller silences numpy's warnings for prices <= 0)."""
-    out: F64 = talib.STDDEV(np.log(close[1:] / close[:-1]), timeperiod=period, nbdev=1.0)
+    out: F64 = ta.STDDEV(np.log(close[1:] / close[:-1]), timeperiod=period, nbdev=1.0)
     return out
 
 
@@ -86,13 +85,13 @@ def _vote_rows(c: Context, p: VolatilityParams) -> I8:
     _vote_into(bb_vote, close > upper, close < lower)
     with np.errstate(invalid="ignore", divide="ignore"):
         width = (upper - lower) / middle
-        squeeze = width < p.squeeze_ratio * talib.SMA(width, timeperiod=p.squeeze_mean)
+        squeeze = width < p.squeeze_ratio * ta.SMA(width, timeperiod=p.squeeze_mean)
         # the first bar out of a squeeze votes the breakout
         np.multiply(bb_vote[1:], squeeze[:-1] > squeeze[1:], out=squeeze_vote[1:])
 
         atr = c.atr(p.atr_period)
         _vote_into(atr_vote, close > c.open, close < c.open)
-        atr_vote *= atr > p.atr_ratio * talib.SMA(atr, timeperiod=p.atr_mean)
+        atr_vote *= atr > p.atr_ratio * ta.SMA(atr, timeperiod=p.atr_mean)
 
         kc_up, kc_dn = keltner(c.ema(p.kc_ema), c.atr(p.kc_atr), p.kc_mult)
         _vote_into(kc_vote, close > kc_up, close < kc_dn)
@@ -112,8 +111,8 @@ def _vote_rows(c: Context, p: VolatilityParams) -> I8:
 def _donchian(c: Context, period: int) -> tuple[F64, F64]:
     """(highest high, lowest low) of the ``period`` bars ending at each bar."""
     return (
-        c.cached(("max", "high", period), lambda: talib.MAX(c.high, timeperiod=period)),
-        c.cached(("min", "low", period), lambda: talib.MIN(c.low, timeperiod=period)),
+        c.cached(("max", "high", period), lambda: ta.MAX(c.high, timeperiod=period)),
+        c.cached(("min", "low", period), lambda: ta.MIN(c.low, timeperiod=period)),
     )
 
 

@@ -13,10 +13,9 @@ from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
-import talib
 from pydantic import Field, model_validator
 
-from pia.signals import combine
+from pia.signals import combine, ta
 from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
 
 
@@ -169,21 +168,21 @@ def _vote_rows(c: Context, p: VolumeFlowParams) -> I8:
         if n >= p.ad_period:
             gap = _gaps_from_sma(mfv[1:], p.ad_period)
             _vote_into(ad[p.ad_period - 1 :], gap > 0, gap < 0)
-        vwap = talib.SUM(flow, timeperiod=p.vwap_period) / _volume_sum(c, p.vwap_period)
+        vwap = ta.SUM(flow, timeperiod=p.vwap_period) / _volume_sum(c, p.vwap_period)
         _vote_into(vwap_vote, close > vwap, close < vwap)
-        cmf = talib.SUM(mfv, timeperiod=p.cmf_period) / _volume_sum(c, p.cmf_period)
+        cmf = ta.SUM(mfv, timeperiod=p.cmf_period) / _volume_sum(c, p.cmf_period)
         _vote_into(cmf_vote, cmf > p.cmf_bound, cmf < -p.cmf_bound)
         if n > p.mfi_period:
             mfi = _money_flow_tail(tp, flow, p.mfi_period)
             _vote_into(mfi_vote[p.mfi_period :], mfi < p.mfi_low, mfi > p.mfi_high)
-    loud = c.cached(("volume_rsi", p.vrsi_period), lambda: talib.RSI(volume, timeperiod=p.vrsi_period)) > p.vrsi_level
+    loud = c.cached(("volume_rsi", p.vrsi_period), lambda: ta.RSI(volume, timeperiod=p.vrsi_period)) > p.vrsi_level
     _vote_into(vrsi_vote, close > c.open, close < c.open)
     vrsi_vote *= loud
     return votes
 
 
 def _volume_sum(c: Context, period: int) -> F64:
-    return c.cached(("volume_sum", period), lambda: talib.SUM(c.volume, timeperiod=period))
+    return c.cached(("volume_sum", period), lambda: ta.SUM(c.volume, timeperiod=period))
 
 
 def volume_flow_votes(c: Context, p: VolumeFlowParams) -> dict[str, I8]:
