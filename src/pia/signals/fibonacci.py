@@ -160,8 +160,12 @@ def fibonacci(c: Context, p: FibonacciParams) -> SignalOutput:
 
     Combining (shared majority rule): BUY only if the BUY votes outnumber both the SELL votes and the
     abstentions (SELL likewise), otherwise HOLD; confidence = winning votes / (BUY + SELL votes).
+    No vote before the warm-up (200 bars: the extension's two swing windows), even if enough faster
+    sub-indicators agree.
     """
-    return combine.majority(list(_vote_rows(c, p)))
+    votes = _vote_rows(c, p)
+    votes[:, : _warmup(p) - 1] = 0  # bars before the warm-up hold, however many sub-indicators are ready
+    return combine.majority(votes)
 
 
 def _warmup(p: FibonacciParams) -> int:

@@ -50,10 +50,10 @@ class MomentumFactorsParams(Params):
         int, Field(ge=1, le=500, description="Acceleration: bars of each of the two compared returns.")
     ] = 10
     volume_recent: Annotated[
-        int, Field(ge=1, le=500, description="Volume expansion: recent bars (also the price-change period).")
+        int, Field(ge=2, le=500, description="Volume expansion: recent bars (also the price-change period).")
     ] = 10
     volume_prior: Annotated[
-        int, Field(ge=1, le=1000, description="Volume expansion: the bars before the recent ones it compares with.")
+        int, Field(ge=2, le=1000, description="Volume expansion: the bars before the recent ones it compares with.")
     ] = 20
     volume_ratio: Annotated[
         float,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pia.config import SignalsConfig
-from pia.signals.base import Context, Inputs
+from pia.signals.base import Context, Inputs, SignalSpec
 from pia.signals.docs import render
 from pia.signals.registry import ORDER, REGISTRY
 from pia.testing.signals import (
@@ -122,3 +122,34 @@ def test_short_histories_abstain_without_errors(n: int) -> None:
     o = random_ohlcv(11, n)
     for sig in ALL:
         assert_valid_output(sig.compute(Context(o)), n)
+
+
+def _bounds(field: object) -> tuple[float | None, float | None]:
+    lo = hi = None
+    for m in getattr(field, "metadata", ()):
+        lo = getattr(m, "ge", lo)
+        hi = getattr(m, "le", hi)
+    return lo, hi
+
+
+@pytest.mark.parametrize("spec", list(REGISTRY), ids=lambda s: s.name)
+def test_every_integer_parameter_works_at_both_of_its_bounds(spec: SignalSpec) -> None:
+    """A value the parameter model accepts must compute: config validation is the only gate, so a bound
+    that lets through a period TA-Lib rejects (a SUM over 1 bar) would fail at the first bar instead."""
+
+    o = random_ohlcv(3, 1200)
+    checked = 0
+    for name, field in spec.params_model.model_fields.items():
+        if field.annotation is not int:
+            continue
+        for value in _bounds(field):
+            if value is None:
+                continue
+            try:
+                params = spec.params_model(**{name: int(value)})
+            except ValueError:
+                continue  # a cross-field rule (fast < slow ...) rejects it with the defaults of the others
+            out = spec.compute(Context(o), params)
+            assert_valid_output(out, len(o.close))
+            checked += 1
+    assert checked or not any(f.annotation is int for f in spec.params_model.model_fields.values())
