@@ -154,10 +154,15 @@ class SignalWorker:
     async def _consume_history(self) -> None:
         async for ev in self._history:
             await self.on_history(ev)
+            await asyncio.sleep(0)
 
     async def _consume_bars(self) -> None:
         async for ev in self._bars:
             await self.on_bar(ev)
+            # A queued burst (31 instruments closing together, every window at a weekly close) would
+            # otherwise run in one event-loop step: yield after each window (~2 ms) so feeds, the store
+            # and Telegram keep their turn.
+            await asyncio.sleep(0)
 
     # ------------------------------------------------------------------------------------------
     def _window(self, symbol: str, tf: Timeframe) -> BarWindow:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import numpy as np
@@ -185,3 +186,30 @@ async def test_window_holds_the_longest_signal_window() -> None:
     worker = SignalWorker(Bus(10), FakeClock(), [TF], REGISTRY.resolve(THREE))
     assert TF.window == 100
     assert worker.window_capacity(TF) == max(s.window for s in REGISTRY.resolve(THREE))
+
+
+async def test_a_burst_of_bars_yields_to_the_event_loop_after_each_window() -> None:
+    """31 instruments closing together must not hold the loop for 31 evaluations: between two
+    evaluations another task gets a turn."""
+    bus = Bus(1000)
+    worker = SignalWorker(bus, FakeClock(0), [TF], REGISTRY.resolve(THREE))
+    out = bus.subscribe(topics.signals(), "test")
+    for i in range(40):
+        await bus.publish(topics.bars(), bar_event(i, 100 + i % 7))
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        while worker.stats.bars < 40:
+            seen.append(worker.stats.bars)
+            await asyncio.sleep(0)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(ticker())
+        run = tg.create_task(worker._consume_bars())
+        while worker.stats.bars < 40:
+            await asyncio.sleep(0)
+        run.cancel()
+    assert out.depth == worker.stats.evaluations > 20
+    assert len(set(seen)) >= 39, f"the other task ran only {len(seen)} times during 40 windows"
+    steps = np.diff(seen)
+    assert steps.max() <= 1, f"{steps.max()} windows evaluated in one event-loop step"
