@@ -204,10 +204,9 @@ async def test_a_burst_of_bars_yields_to_the_event_loop_after_each_window() -> N
             await asyncio.sleep(0)
 
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(ticker())
+        tick = tg.create_task(ticker())
         run = tg.create_task(worker._consume_bars())
-        while worker.stats.bars < 40:
-            await asyncio.sleep(0)
+        await tick  # ends once the worker has taken all 40 bars
         run.cancel()
     assert out.depth == worker.stats.evaluations > 20
     assert len(set(seen)) >= 39, f"the other task ran only {len(seen)} times during 40 windows"
