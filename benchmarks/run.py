@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.signals import bench_signals_history, bench_signals_live
+from benchmarks.signals import bench_signals_burst, bench_signals_history, bench_signals_live
 from pia import __version__, topics
 from pia.bus import Bus
 from pia.clock import LiveClock
@@ -308,6 +308,7 @@ def main() -> int:
     for name, fn in [
         ("signals_live", bench_signals_live),
         ("signals_history", bench_signals_history),
+        ("signals_burst", bench_signals_burst),
         ("bus", bench_bus),
         ("aggregate", bench_aggregate),
         ("replay_pipeline", bench_replay_pipeline),
@@ -339,6 +340,15 @@ def main() -> int:
             f"({h['ratio_vs_raw']:.2f}x, target {h['target_ratio_vs_raw']}x); ta (pandas) "
             f"{h['ta_pandas']['speedup']:.0f}x slower (target {h['ta_pandas']['target_speedup']}x)"
         )
+    if "signals_burst" in s:
+        for key, b in s["signals_burst"].items():
+            if not isinstance(b, dict):
+                continue
+            print(
+                f"signals burst {key}: {b['windows']} windows -> consensus p50 {b['burst_ms']['p50']:.1f} ms "
+                f"({b['per_window_ms']:.2f} ms a window; target {b['target_ms']} ms); raw TA-Lib calls "
+                f"{b['raw_talib_ms']:.1f} ms"
+            )
     if "bus" in s:
         print(
             f"bus {s['bus']['drop_oldest_publish_receive_per_s']:,.0f} ev/s drop-oldest, "

@@ -312,3 +312,73 @@ def bench_signals_live(bars_n: int = 3000) -> dict[str, Any]:
         "target_p99_us": 2000,
         "per_signal_p50_us": dict(sorted(((k, pct(v, 50)) for k, v in per_signal.items()), key=lambda kv: -kv[1])),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+def bench_signals_burst(closes: int = 20) -> dict[str, Any]:
+    """Many windows closing together -> every window's consensus decided (PERFORMANCE.md).
+
+    - 31 instruments close a ``Now`` (15m) bar together;
+    - all 217 windows (31 instruments x 7 timeframes) close together, as at a month's first weekly close.
+
+    One worker and one consensus actor in one event loop, as the service runs them (single core);
+    the burst time is from the first bar handed over to the last consensus decided, over ``closes``
+    consecutive bursts. Beside it: the same signals' TA-Lib calls replayed bare for the whole burst.
+    """
+    signals = REGISTRY.resolve(SignalsConfig(enabled=tuple(REGISTRY.names())))
+    core = frozenset(s.name for s in signals if s.spec.core)
+    timeframes = [Timeframe(label=lb, interval=iv) for lb, iv in zip(LABELS, INTERVALS, strict=True)]
+    out: dict[str, Any] = {}
+    for name, tfs in (("31_instruments_now", timeframes[:1]), ("217_windows", timeframes)):
+        clock = LiveClock()
+        bus = Bus(100_000)
+        symbols = [f"I{k:02d}" for k in range(31)]
+        worker = SignalWorker(bus, clock, tfs, signals, asset_classes=dict.fromkeys(symbols, "crypto"))
+        consensus = ConsensusActor(bus, clock, ConsensusConfig(), [tf.label for tf in tfs], core=core)
+        sub = bus.subscribe(topics.signals(), "bench")
+        series: dict[tuple[str, str], list[Any]] = {}
+        for k, sym in enumerate(symbols):
+            for tf in tfs:
+                n = worker.window_capacity(tf) + closes + 1
+                arr = walk(n, 1000 + k, parse_interval(tf.interval).nominal_ns)
+                bars = array_to_bars(sym, tf.interval, arr)
+                win = worker._window(sym, tf)
+                for b in bars[: worker.window_capacity(tf)]:
+                    win.append(b)
+                series[(sym, tf.interval)] = bars[worker.window_capacity(tf) :]
+
+        async def run(
+            sub: Any = sub, worker: SignalWorker = worker, consensus: ConsensusActor = consensus, series: Any = series
+        ) -> list[float]:
+            times = []
+            for i in range(closes + 1):
+                t = time.perf_counter_ns()
+                for bars in series.values():
+                    b = bars[i]
+                    await worker.on_bar(BarClosed(ts_event=b.open_time + 1, ts_recv=0, bar=b, source="bench"))
+                    computed = sub.receive_nowait()
+                    assert computed is not None
+                    await consensus.on_signals(computed)
+                if i:  # the first burst warms lazy one-off loads
+                    times.append((time.perf_counter_ns() - t) / 1e6)
+            return times
+
+        times = asyncio.run(run())
+        windows = len(series)
+        with TalibRecorder() as rec:
+            for (sym, iv), _bars in series.items():
+                tf = next(t for t in tfs if t.interval == iv)
+                view = worker._window(sym, tf).view()
+                ctx = Context(view)
+                for s in signals:
+                    s.compute(ctx)
+        raw_ms = best_of(lambda: replay(rec.calls), 3) * 1e3
+        out[name] = {
+            "windows": windows,
+            "bursts": len(times),
+            "burst_ms": {"p50": round(float(np.percentile(times, 50)), 1), "max": round(max(times), 1)},
+            "per_window_ms": round(float(np.percentile(times, 50)) / windows, 3),
+            "raw_talib_ms": round(raw_ms, 1),
+            "target_ms": 20 if windows == 31 else 75,
+        }
+    return out
