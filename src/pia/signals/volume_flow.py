@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from pia.signals import combine, ta
-from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
+from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
 
 
 class VolumeFlowParams(Params):
@@ -115,17 +115,12 @@ def money_flow_volume(high: F64, low: F64, close: F64, volume: F64) -> F64:
     return out
 
 
-def _money_flow_tail(tp: F64, flow: F64, period: int) -> F64:
-    """:func:`money_flow_index` at bars ``period ..`` from the typical price and its flow (``period + 1`` bars or more).
-
-    Divides by zero where there is no flow: the caller silences numpy's warnings.
-    """
+def _money_flows(tp: F64, flow: F64, period: int) -> tuple[F64, F64]:
+    """The positive flow and the total (positive + negative) flow of :func:`money_flow_index`, at bars ``period ..``."""
     change = tp[1:] - tp[:-1]
     moved = flow[1:]
     pos = _window_sums(np.where(change > 0, moved, 0.0), period)
-    total = pos + _window_sums(np.where(change < 0, moved, 0.0), period)
-    out: F64 = np.where(total > 0, 100.0 * pos / total, np.nan)
-    return out
+    return pos, pos + _window_sums(np.where(change < 0, moved, 0.0), period)
 
 
 def money_flow_index(high: F64, low: F64, close: F64, volume: F64, period: int) -> F64:
@@ -140,7 +135,8 @@ def money_flow_index(high: F64, low: F64, close: F64, volume: F64, period: int) 
     out: F64 = np.full(len(tp), np.nan)
     if len(tp) > period:
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[period:] = _money_flow_tail(tp, tp * volume, period)
+            pos, total = _money_flows(tp, tp * volume, period)
+            out[period:] = np.where(total > 0, 100.0 * pos / total, np.nan)
     return out
 
 
@@ -148,37 +144,62 @@ VOTES = ("obv", "vwap", "ad_line", "cmf", "mfi", "volume_rsi")
 """The sub-indicators, in the order of the rows of :func:`_vote_rows`."""
 
 
-def _vote_into(out: I8, buy: Bool, sell: Bool) -> None:
-    np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
+@lru_cache(maxsize=16)
+def _bounds(cmf_bound: float, mfi_low: float, mfi_high: float) -> tuple[F64, F64]:
+    """Per :func:`_scores` row (as a column), the level above which it votes BUY and the level below which SELL."""
+    buy = [0.0, 0.0, 0.0, cmf_bound, -mfi_low, 0.0]
+    sell = [0.0, 0.0, 0.0, -cmf_bound, -mfi_high, 0.0]
+    bounds = np.array([buy, sell])[:, :, None]
+    bounds.flags.writeable = False
+    return bounds[0], bounds[1]
 
 
-def _vote_rows(c: Context, p: VolumeFlowParams) -> I8:
-    """The sub-votes, one row per :data:`VOTES` entry (0 where a sub-indicator is not ready)."""
+def _scores(c: Context, p: VolumeFlowParams) -> F64:
+    """One row per :data:`VOTES` entry: BUY above its :func:`_bounds` BUY level, SELL below its SELL level
+    (NaN, no vote, where a sub-indicator is not ready).
+
+    The rows: the OBV and A/D gaps from their SMA, close - VWAP, CMF, -MFI (contrarian: BUY when the MFI
+    is low), and close - open where the volume RSI is loud (0 where it is not). A difference of two
+    floats is > 0 exactly where the first is the greater (and NaN where either is), and negation is exact,
+    so each row votes as the comparison it stands for.
+    """
     close, high, low, volume, n = c.close, c.high, c.low, c.volume, c.n
-    votes = np.zeros((len(VOTES), n), dtype=np.int8)
-    obv, vwap_vote, ad, cmf_vote, mfi_vote, vrsi_vote = votes
+    scores = np.empty((len(VOTES), n))
+    obv, vwap_gap, ad, cmf, mfi_neg, vrsi_dir = scores
     tp = (high + low + close) / 3.0
     flow = tp * volume
     mfv = money_flow_volume(high, low, close, volume)
     with np.errstate(invalid="ignore", divide="ignore"):
         # OBV and A/D: the gap at bar t >= period - 1 uses the increments of bars t - period + 2 .. t, never bar 0
-        if n >= p.obv_period:
-            gap = _gaps_from_sma(_obv_steps(close, volume), p.obv_period)
-            _vote_into(obv[p.obv_period - 1 :], gap > 0, gap < 0)
-        if n >= p.ad_period:
-            gap = _gaps_from_sma(mfv[1:], p.ad_period)
-            _vote_into(ad[p.ad_period - 1 :], gap > 0, gap < 0)
-        vwap = ta.SUM(flow, timeperiod=p.vwap_period) / _volume_sum(c, p.vwap_period)
-        _vote_into(vwap_vote, close > vwap, close < vwap)
-        cmf = ta.SUM(mfv, timeperiod=p.cmf_period) / _volume_sum(c, p.cmf_period)
-        _vote_into(cmf_vote, cmf > p.cmf_bound, cmf < -p.cmf_bound)
-        if n > p.mfi_period:
-            mfi = _money_flow_tail(tp, flow, p.mfi_period)
-            _vote_into(mfi_vote[p.mfi_period :], mfi < p.mfi_low, mfi > p.mfi_high)
-    loud = c.cached(("volume_rsi", p.vrsi_period), lambda: ta.RSI(volume, timeperiod=p.vrsi_period)) > p.vrsi_level
-    _vote_into(vrsi_vote, close > c.open, close < c.open)
-    vrsi_vote *= loud
-    return votes
+        _gaps_into(obv, _obv_steps(close, volume), p.obv_period)
+        _gaps_into(ad, mfv[1:], p.ad_period)
+        np.divide(ta.SUM(flow, timeperiod=p.vwap_period), _volume_sum(c, p.vwap_period), out=vwap_gap)
+        np.subtract(close, vwap_gap, out=vwap_gap)
+        np.divide(ta.SUM(mfv, timeperiod=p.cmf_period), _volume_sum(c, p.cmf_period), out=cmf)
+        m = p.mfi_period
+        mfi_neg[: min(m, n)] = np.nan
+        if n > m:
+            pos, total = _money_flows(tp, flow, m)
+            np.divide(pos * -100.0, total, out=mfi_neg[m:])  # -(100 pos / total), exactly
+            np.copyto(mfi_neg[m:], np.nan, where=total <= 0)  # no flow: no MFI
+    np.subtract(close, c.open, out=vrsi_dir)
+    vrsi_dir *= c.cached(("volume_rsi", p.vrsi_period), lambda: ta.RSI(volume, timeperiod=p.vrsi_period)) > p.vrsi_level
+    return scores
+
+
+def _gaps_into(out: F64, steps: F64, period: int) -> None:
+    """:func:`cumulative_minus_sma` of the running total of ``steps`` (the increments of bars ``1 ..``)."""
+    start = min(period - 1, len(out))
+    out[:start] = np.nan
+    if start < len(out):
+        out[start:] = _gaps_from_sma(steps, period)
+
+
+def _vote_rows(c: Context, p: VolumeFlowParams) -> I8:
+    """The sub-votes, one row per :data:`VOTES` entry (0 where a sub-indicator is not ready)."""
+    scores = _scores(c, p)
+    buy_level, sell_level = _bounds(p.cmf_bound, p.mfi_low, p.mfi_high)
+    return np.subtract((scores > buy_level).view(np.int8), (scores < sell_level).view(np.int8))
 
 
 def _volume_sum(c: Context, period: int) -> F64:
@@ -187,6 +208,27 @@ def _volume_sum(c: Context, period: int) -> F64:
 
 def volume_flow_votes(c: Context, p: VolumeFlowParams) -> dict[str, I8]:
     return dict(zip(VOTES, _vote_rows(c, p), strict=True))
+
+
+_TALLY_SELL = 7
+"""A bar's tally is the sum of its votes & 7 (+1 -> 1, -1 -> 7): BUY votes + 7 x SELL votes (at most 6 BUYs)."""
+
+
+@lru_cache(maxsize=1)
+def _majority_table() -> SignalOutput:
+    """``combine.majority``'s action and confidence for each tally (B BUY and S SELL of the six sub-votes)."""
+    k = len(VOTES)
+    tallies = np.arange(k * _TALLY_SELL + 1)
+    buys, sells = tallies % _TALLY_SELL, tallies // _TALLY_SELL
+    rows = np.arange(k)[:, None]
+    # tally t as six sub-votes: B BUYs, then S SELLs (tallies with B + S > 6 cannot occur: those hold)
+    subs = np.where(rows < buys, 1, np.where(rows < buys + sells, -1, 0)).astype(np.int8)
+    out = combine.majority(subs)
+    possible = buys + sells <= k
+    action = np.where(possible, out.action, 0).astype(np.int8)
+    confidence = np.where(possible, out.confidence, 0.0)
+    action.flags.writeable = confidence.flags.writeable = False
+    return SignalOutput(action, confidence)
 
 
 def volume_flow(c: Context, p: VolumeFlowParams) -> SignalOutput:
@@ -213,9 +255,10 @@ def volume_flow(c: Context, p: VolumeFlowParams) -> SignalOutput:
     No vote before the warm-up (100 bars: the VWAP),
     even if enough faster sub-indicators agree.
     """
-    votes = _vote_rows(c, p)
-    votes[:, : _volume_flow_warmup(p) - 1] = 0  # bars before the warm-up hold, however many sub-indicators are ready
-    return combine.majority(list(votes))
+    tally: I8 = np.add.reduce(_vote_rows(c, p) & np.int8(_TALLY_SELL), axis=0, dtype=np.int8)
+    tally[: _volume_flow_warmup(p) - 1] = 0  # bars before the warm-up hold, however many sub-indicators are ready
+    action, confidence = _majority_table()
+    return SignalOutput(action.take(tally), confidence.take(tally))
 
 
 def _volume_flow_warmup(p: VolumeFlowParams) -> int:
