@@ -173,54 +173,47 @@ def trend_votes(c: Context, p: TrendParams) -> dict[str, I8]:
 
 def _trend_vote_matrix(c: Context, p: TrendParams) -> I8:
     """The sub-votes as the rows of one (7, n) matrix, in :data:`TREND_VOTES` order."""
-    close, n = c.close, c.n
+    close, high, low, n = c.close, c.high, c.low, c.n
     votes = np.empty((len(TREND_VOTES), n), dtype=np.int8)
-    golden, ribbon, vs_sma, st, sar_vote, cloud, adx_vote = votes
-
     fast, slow = c.sma(p.cross_fast), c.sma(p.cross_slow)
+    sar = ta.SAR(high, low, acceleration=p.sar_step, maximum=p.sar_max)
+    adx_period = p.adx_period
+    pdi = ta.PLUS_DI(high, low, close, timeperiod=adx_period)
+    mdi = ta.MINUS_DI(high, low, close, timeperiod=adx_period)
+
+    # Every "a > b BUY, a < b SELL" comparison at once: row i of `above` / `below` compares row i of `series`
+    # with row i + 1 (two of those pairs, the ribbon's last SMA with SMA(cross_fast) and the SAR with +DI,
+    # are not read). A NaN compares False both ways, as in the separate comparisons.
+    r = len(p.ribbon) - 1  # the ribbon's adjacent pairs: rows 0 .. r - 1
+    series = np.array([*(c.sma(k) for k in p.ribbon), fast, slow, close, sar, pdi, mdi])
+    now, nxt = series[:-1], series[1:]
+    above, below = now > nxt, now < nxt
+    cross, vs_sma, vs_sar, di = r + 1, r + 2, r + 3, r + 5  # (fast, slow), (slow, close), (close, SAR), (+DI, -DI)
+
     # Shifted slices compare each bar with the previous one (the first bar has no previous one: HOLD).
+    golden = votes[0]
     golden[:1] = 0
     combine.vote(
-        (fast[:-1] <= slow[:-1]) & (fast[1:] > slow[1:]),
-        (fast[:-1] >= slow[:-1]) & (fast[1:] < slow[1:]),
+        (fast[:-1] <= slow[:-1]) & above[cross, 1:],
+        (fast[:-1] >= slow[:-1]) & below[cross, 1:],
         out=golden[1:],
     )
-
-    pairs = pairwise([c.sma(k) for k in p.ribbon])
-    shorter, longer = next(pairs)
-    up, down = shorter > longer, shorter < longer
-    for shorter, longer in pairs:
-        up &= shorter > longer
-        down &= shorter < longer
-    combine.vote(up, down, out=ribbon)
-
-    combine.vote(close > slow, close < slow, out=vs_sma)
-
-    st[:] = c.cached(
-        ("supertrend", p.st_period, p.st_mult),
-        lambda: supertrend(c.high, c.low, close, p.st_period, p.st_mult, c.atr(p.st_period)),
-    )
-
-    sar = c.cached(
-        ("SAR", p.sar_step, p.sar_max),
-        lambda: ta.SAR(c.high, c.low, acceleration=p.sar_step, maximum=p.sar_max),
-    )
-    combine.vote(sar < close, sar > close, out=sar_vote)
+    combine.vote(np.logical_and.reduce(above[:r]), np.logical_and.reduce(below[:r]), out=votes[1])
+    combine.vote(below[vs_sma], above[vs_sma], out=votes[2])  # close above SMA(cross_slow): BUY
+    votes[3] = supertrend(high, low, close, p.st_period, p.st_mult, c.atr(p.st_period))
+    combine.vote(above[vs_sar], below[vs_sar], out=votes[4])  # SAR below the close: BUY
 
     # The cloud under bar t is the spans of bar t - kijun: compare the closes from bar kijun on with them.
-    span_a, span_b = c.cached(
-        ("ichimoku_spans", p.tenkan, p.kijun, p.senkou),
-        lambda: _ichimoku_spans(c.high, c.low, p.tenkan, p.kijun, p.senkou),
-    )
+    span_a, span_b = _ichimoku_spans(high, low, p.tenkan, p.kijun, p.senkou)
+    cloud = votes[5]
     k = min(p.kijun, n)
     cloud[:k] = 0
     later, m = close[k:], n - k
     combine.vote(later > np.maximum(span_a[:m], span_b[:m]), later < np.minimum(span_a[:m], span_b[:m]), out=cloud[k:])
 
-    adx = c.cached(("ADX", p.adx_period), lambda: ta.ADX(c.high, c.low, close, timeperiod=p.adx_period))
-    pdi = c.cached(("PLUS_DI", p.adx_period), lambda: ta.PLUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
-    mdi = c.cached(("MINUS_DI", p.adx_period), lambda: ta.MINUS_DI(c.high, c.low, close, timeperiod=p.adx_period))
-    combine.vote(pdi > mdi, mdi > pdi, out=adx_vote)
+    adx = ta.ADX(high, low, close, timeperiod=adx_period)
+    adx_vote = votes[6]
+    combine.vote(above[di], below[di], out=adx_vote)
     adx_vote *= adx > p.adx_min  # only a strong trend votes
     return votes
 
