@@ -35,18 +35,25 @@ class SmartMoneyParams(Params):
 
 def _swing_flags(high: F64, low: F64, k: int) -> Bool:
     """:func:`swing_points` as one (2, n) array: row 0 the swing highs, row 1 the swing lows."""
+    flags = np.empty((2, len(high)), dtype=np.bool_)
+    _swing_flags_into(flags, high, low, k)
+    return flags
+
+
+def _swing_flags_into(flags: Bool, high: F64, low: F64, k: int) -> None:
+    """Write :func:`_swing_flags` into the (2, n) ``flags``."""
     n = len(high)
-    flags = np.zeros((2, n), dtype=np.bool_)
     if n < 2 * k + 1:
-        return flags
+        flags[:] = False
+        return
+    flags[:, : 2 * k] = False
     # hmax[i] = max(high[i-k+1 .. i]) (TA-Lib needs a period of at least 2)
     hmax = ta.MAX(high, timeperiod=k) if k > 1 else high
     lmin = ta.MIN(low, timeperiod=k) if k > 1 else low
-    piv_h = high[k : n - k]  # the pivot j = t - k for t = 2k .. n-1
-    piv_l = low[k : n - k]
-    flags[0, 2 * k :] = (piv_h > hmax[k - 1 : n - k - 1]) & (piv_h > hmax[2 * k :])
-    flags[1, 2 * k :] = (piv_l < lmin[k - 1 : n - k - 1]) & (piv_l < lmin[2 * k :])
-    return flags
+    # the pivot j = t - k for t = 2k .. n-1 beats the k bars before it and the k bars after it: the higher
+    # (lower) side is enough, and a NaN side fails the comparison either way
+    np.greater(high[k : n - k], np.maximum(hmax[k - 1 : n - k - 1], hmax[2 * k :]), out=flags[0, 2 * k :])
+    np.less(low[k : n - k], np.minimum(lmin[k - 1 : n - k - 1], lmin[2 * k :]), out=flags[1, 2 * k :])
 
 
 def swing_points(high: F64, low: F64, k: int) -> tuple[Bool, Bool]:
@@ -92,17 +99,24 @@ def _newest(flag: Bool, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray
     return np.maximum.accumulate(np.where(flag, position, 0), axis=1), too_old
 
 
-def _last_two_positions(flag: Bool, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """The 1-based flat positions of the last and second-to-last flags at or before each bar that still
-    count (0 where none); ``flag`` is (rows, n)."""
+def _latest_positions(
+    flag: Bool, memory: int, zones: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For (rows, n) flags, the 1-based flat positions (0 where none still counts) of: in the first ``zones``
+    rows, the last flag before each bar (:func:`last_before`); in the other rows, the last and the
+    second-to-last flags at or before each bar (:func:`last_two`)."""
     newest, too_old = _newest(flag, memory)
-    # the flag before the one at position q is the newest flag at the cell before it: newest[q - 2] flat (a
-    # row's first cell reads the previous row's newest flag, which is too old by construction)
-    before = np.empty(flag.size + 2, dtype=np.int64)
-    before[:2] = 0
-    before[2:] = newest.ravel()
-    second = before.take(newest)
-    return newest * (newest > too_old), second * (second > too_old)
+    # the newest flag at the cell before flat position q: shifted[q] (a row's first cell reads the previous
+    # row's newest flag, which is too old by construction; the very first cell reads 0)
+    shifted = np.empty(flag.size + 1, dtype=np.int64)
+    shifted[:2] = 0
+    shifted[2:] = newest.ravel()[:-1]
+    before = shifted[1:].reshape(flag.shape)[:zones]
+    last = newest[zones:]
+    # the flag before the one at position q is the newest flag at the cell before it
+    second = shifted.take(last)
+    old = too_old[zones:]
+    return before * (before > too_old[:zones]), last * (last > old), second * (second > old)
 
 
 def last_two(flag: Bool, value: F64, memory: int) -> tuple[F64, F64]:
@@ -113,7 +127,7 @@ def last_two(flag: Bool, value: F64, memory: int) -> tuple[F64, F64]:
     series at once, bars along the last axis).
     """
     rows = flag[None, :] if flag.ndim == 1 else flag
-    last, prev = _last_two_positions(rows, memory)
+    _, last, prev = _latest_positions(rows, memory, 0)
     values = _with_nan_first(value)
     return values.take(last).reshape(flag.shape), values.take(prev).reshape(flag.shape)
 
@@ -141,17 +155,12 @@ def gather(a: F64, idx: npt.NDArray[np.int64]) -> F64:
     return ext.take(idx)
 
 
-def _last_before_positions(flag: Bool, memory: int) -> npt.NDArray[np.int64]:
-    """:func:`last_before` as 1-based flat positions of the (rows, n) ``flag`` (0 where none)."""
-    newest, too_old = _newest(flag, memory)
-    before = np.empty(flag.shape, dtype=np.int64)  # the newest flag at the previous cell (flat)
-    before.ravel()[0] = 0
-    before.ravel()[1:] = newest.ravel()[:-1]
-    return before * (before > too_old)
-
-
 VOTE_NAMES = ("bos", "choch", "fvg", "sweep", "zones")
 _BOS, _CHOCH, _FVG, _SWEEP, _ZONES = range(len(VOTE_NAMES))
+
+
+_NANS = np.full(20, np.nan)  # at least the largest k and 2: the bars before a shifted series starts
+_NANS.flags.writeable = False
 
 
 def _vote_rows(c: Context, p: SmartMoneyParams) -> I8:
@@ -160,13 +169,31 @@ def _vote_rows(c: Context, p: SmartMoneyParams) -> I8:
     n, k, i8 = c.n, p.k, np.int8
     votes = np.empty((len(VOTE_NAMES), n), dtype=i8)
 
-    # rows (swing highs, swing lows): the last and previous swing levels (the pivot's high / low, read on
-    # its confirmation bar)
-    levels = np.empty((2, n))
-    levels[:, :k] = np.nan
-    levels[0, k:] = h[: max(n - k, 0)]
-    levels[1, k:] = low[: max(n - k, 0)]
-    last, prev = last_two(_swing_flags(h, low, k), levels, p.memory)
+    # flag rows: bullish gap, demand candle, bearish gap, supply candle (flagged on their own bar), then swing
+    # high, swing low (flagged on their confirmation bar)
+    flags = np.empty((6, n), dtype=np.bool_)
+    # fair-value gaps: a three-candle gap on bar j between bar j-2 and bar j
+    flags[[0, 2], :2] = False
+    np.greater(low[2:], h[: max(n - 2, 0)], out=flags[0, 2:])  # zone [high[j-2], low]
+    np.less(h[2:], low[: max(n - 2, 0)], out=flags[2, 2:])  # zone [h, low[j-2]]
+    # zone candles: demand = a big green candle (zone low .. open), supply = a big red one (zone open .. high)
+    body = close - o
+    size = np.abs(body)
+    avg_body = c.cached(("sma_body", p.body_period), lambda: ta.SMA(size, timeperiod=p.body_period))
+    big = np.empty(n, dtype=np.bool_)
+    big[:1] = False
+    np.greater(size[1:], p.zone_body * avg_body[:-1], out=big[1:])  # above the average of the bars before
+    np.logical_and(big, body > 0, out=flags[1])
+    np.logical_and(big, body < 0, out=flags[3])
+    _swing_flags_into(flags[4:], h, low, k)
+
+    # positions of the latest zone of each kind before each bar (within memory), and of the last and previous
+    # swings; a swing's level is the pivot's high / low, read on its confirmation bar
+    at, last_at, prev_at = _latest_positions(flags, p.memory, 4)
+    pivot_nans, gap_nans = _NANS[: min(k, n)], _NANS[: min(2, n)]
+    values = np.concatenate((_NAN, low, o, h, o, pivot_nans, h[: max(n - k, 0)], pivot_nans, low[: max(n - k, 0)]))
+
+    last, prev = values.take(last_at), values.take(prev_at)
     last_sh, last_sl = last
     above, below = close > last, close < last  # rows: against the last swing high, the last swing low
     np.subtract(above[0].view(i8), below[1].view(i8), out=votes[_BOS])
@@ -178,25 +205,10 @@ def _vote_rows(c: Context, p: SmartMoneyParams) -> I8:
         out=votes[_SWEEP],
     )
 
-    # rows (bullish gap, demand candle, bearish gap, supply candle), flagged on their own bar
-    # fair-value gaps: a three-candle gap on bar j between bar j-2 and bar j
-    h2, l2 = c.prev(h, 2), c.prev(low, 2)
-    found = np.empty((4, n), dtype=np.bool_)
-    np.greater(low, h2, out=found[0])  # zone [h2, low]
-    np.less(h, l2, out=found[2])  # zone [h, l2]
-    # zone candles: demand = a big green candle (zone low .. open), supply = a big red one (zone open .. high)
-    body = close - o
-    size = np.abs(body)
-    avg_body = c.cached(("sma_body", p.body_period), lambda: ta.SMA(size, timeperiod=p.body_period))
-    big = np.zeros(n, dtype=np.bool_)
-    big[1:] = size[1:] > p.zone_body * avg_body[:-1]  # above the average of the bars before
-    np.logical_and(big, body > 0, out=found[1])
-    np.logical_and(big, body < 0, out=found[3])
-    # the latest of each kind before each bar, within memory, and its zone: the edge the bar must reach
-    # (bullish: top, bearish: bottom) and the edge its close must hold (bullish: bottom, bearish: top)
-    at = _last_before_positions(found, p.memory)
-    reach = np.concatenate((_NAN, low, o, h, o)).take(at)
-    hold = np.concatenate((_NAN, h2, low, l2, h)).take(at)
+    # each zone's edge the bar must reach (bullish: top, bearish: bottom) and the edge its close must hold
+    # (bullish: bottom, bearish: top)
+    reach = values.take(at)
+    hold = np.concatenate((_NAN, gap_nans, h[: max(n - 2, 0)], low, gap_nans, low[: max(n - 2, 0)], h)).take(at)
     bullish = (low <= reach[:2]) & (close >= hold[:2])  # rows: gap, zone
     bearish = (h >= reach[2:]) & (close <= hold[2:])
     np.subtract(bullish[0].view(i8), bearish[0].view(i8), out=votes[_FVG])
