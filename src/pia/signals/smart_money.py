@@ -96,7 +96,9 @@ def _newest(flag: Bool, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray
     """For (rows, n) flags: the position of the newest flag at or before each cell (whether it still counts
     or not), and the newest position that no longer counts there."""
     position, too_old = _layout(*flag.shape, memory)
-    return np.maximum.accumulate(np.where(flag, position, 0), axis=1), too_old
+    newest = position * flag
+    np.maximum.accumulate(newest, axis=1, out=newest)
+    return newest, too_old
 
 
 def _latest_positions(
@@ -116,7 +118,10 @@ def _latest_positions(
     # the flag before the one at position q is the newest flag at the cell before it
     second = shifted.take(last)
     old = too_old[zones:]
-    return before * (before > too_old[:zones]), last * (last > old), second * (second > old)
+    before *= before > too_old[:zones]  # in place: neither shifted nor newest is read again
+    last *= last > old
+    second *= second > old
+    return before, last, second
 
 
 def last_two(flag: Bool, value: F64, memory: int) -> tuple[F64, F64]:
@@ -173,7 +178,7 @@ def _vote_rows(c: Context, p: SmartMoneyParams) -> I8:
     # high, swing low (flagged on their confirmation bar)
     flags = np.empty((6, n), dtype=np.bool_)
     # fair-value gaps: a three-candle gap on bar j between bar j-2 and bar j
-    flags[[0, 2], :2] = False
+    flags[0, :2] = flags[2, :2] = False
     np.greater(low[2:], h[: max(n - 2, 0)], out=flags[0, 2:])  # zone [high[j-2], low]
     np.less(h[2:], low[: max(n - 2, 0)], out=flags[2, 2:])  # zone [h, low[j-2]]
     # zone candles: demand = a big green candle (zone low .. open), supply = a big red one (zone open .. high)
