@@ -83,30 +83,40 @@ _RULES: dict[str, Callable[..., SignalOutput]] = {
 }
 
 
+_BYTE = 0x11
+"""A vote's byte masked with this: BUY (0x01) -> 0x01, SELL (0xFF) -> 0x11, HOLD -> 0. Summed over up to 15
+votes, a bar's byte holds B + S in its low nibble and S in its high one: one number per bar."""
+MAX_TALLY_VOTES = 15
+
+
 @functools.cache
 def _table(rule: str, k: int, *args: float) -> tuple[I8, F64]:
-    """A rule's action and confidence for every (net, active) pair of ``k`` sub-indicators.
+    """A rule's action and confidence for every tally byte of ``k`` sub-indicators (see :data:`_BYTE`).
 
-    Row ``(net + k) * (k + 1) + active``; computed by the rule itself over all pairs, so a lookup
-    gives exactly the bits the rule gives (pairs that cannot occur are computed and never read).
+    Computed by the rule itself over every (net, active) pair, so a lookup gives exactly the bits the
+    rule gives; bytes that cannot occur (more SELLs than active votes) are computed and never read.
     """
-    net = np.repeat(np.arange(-k, k + 1, dtype=np.int16), k + 1)
-    active = np.tile(np.arange(k + 1, dtype=np.int16), 2 * k + 1)
-    out = _RULES[rule](net, active, k, *args)
+    tally = np.arange(256, dtype=np.int16)
+    active, sells = tally & 0x0F, tally >> 4
+    out = _RULES[rule](active - 2 * sells, active, k, *args)
     out.action.flags.writeable = False
     out.confidence.flags.writeable = False
     return out.action, out.confidence
 
 
 def _fold(subs: Subs, rule: str, *args: float) -> SignalOutput:
-    """Count the votes per bar and look the rule's result up: a handful of array operations per call."""
-    net, active, k = _counts(subs)
+    """Tally the votes per bar and look the rule's result up: four array operations per call."""
+    if len(subs) == 0:
+        raise ValueError("a composite needs at least one sub-indicator")
+    m = np.asarray(subs, dtype=np.int8)  # a matrix is used as it is; a sequence is stacked once
+    k = m.shape[0]
+    if k > MAX_TALLY_VOTES:  # more votes than a byte can count: count them in full
+        net, active, _ = _counts(m)
+        return _RULES[rule](net, active, k, *args)
+    tally = np.bitwise_and(m.view(np.uint8), _BYTE)
+    byte: npt.NDArray[np.uint8] = np.add.reduce(tally, axis=0, dtype=np.uint8)
     action, confidence = _table(rule, k, *args)
-    index = net.astype(np.intp)
-    index += k
-    index *= k + 1
-    index += active
-    return SignalOutput(action.take(index), confidence.take(index))
+    return SignalOutput(action.take(byte), confidence.take(byte))
 
 
 def majority(subs: Subs) -> SignalOutput:

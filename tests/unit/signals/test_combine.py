@@ -67,3 +67,28 @@ def test_vote_and_from_masks() -> None:
     assert from_masks(buy, sell, float("nan")).confidence.tolist() == [0.0, 0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="at least one"):
         majority([])
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 7, 8, 15, 16, 22])
+def test_the_tally_lookup_equals_each_rule_counted_in_full(k: int) -> None:
+    """Up to 15 votes fold through a one-byte tally and a table; more are counted in full. Both give
+    exactly the rule's bits, on every mix of BUY, SELL and HOLD."""
+    from pia.signals import combine
+
+    rng = np.random.default_rng(k)
+    m = rng.integers(-1, 2, size=(k, 4000)).astype(np.int8)
+    m[:, :50] = 1  # all BUY
+    m[:, 50:100] = -1  # all SELL
+    m[:, 100:150] = 0
+    net, active, _ = combine._counts(m)
+    rules = (("majority", ()), ("majority_of_all", ()), ("pattern_count", (0.25,)), ("calendar_rule", (2, 0.6)))
+    for rule, args in rules:
+        want = combine._RULES[rule](net, active, k, *args)
+        got = combine._fold(m, rule, *args)
+        np.testing.assert_array_equal(got.action, want.action, err_msg=rule)
+        np.testing.assert_array_equal(got.confidence, want.confidence, err_msg=rule)
+        assert (got.action[:50] == 1).all() == (rule != "calendar_rule" or k >= 2)
+        assert (got.action[50:100] == -1).all() == (rule != "calendar_rule" or k >= 2)
+        assert not got.action[100:150].any()
+    with pytest.raises(ValueError, match="at least one"):
+        combine.majority([])
