@@ -117,34 +117,39 @@ def awesome_oscillator(high: F64, low: F64, fast: int = 5, slow: int = 34) -> F6
 def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]:
     """(VI+, VI-): sum(|high - previous low|) and sum(|low - previous high|) over ``period`` bars, each
     divided by the sum of the true range over the same bars."""
-    vmp = np.empty_like(high)
-    vmm = np.empty_like(high)
-    vmp[:1] = vmm[:1] = np.nan
-    np.abs(np.subtract(high[1:], low[:-1], out=vmp[1:]), out=vmp[1:])
-    np.abs(np.subtract(low[1:], high[:-1], out=vmm[1:]), out=vmm[1:])
+    vip = np.empty_like(high)
+    vim = np.empty_like(high)
+    vip[:1] = vim[:1] = np.nan
+    np.abs(np.subtract(high[1:], low[:-1], out=vip[1:]), out=vip[1:])
+    np.abs(np.subtract(low[1:], high[:-1], out=vim[1:]), out=vim[1:])
     tr = ta.SUM(ta.TRANGE(high, low, close), period)
-    vip: F64 = ta.SUM(vmp, period)
-    vim: F64 = ta.SUM(vmm, period)
+    vip = ta.SUM(vip, period)
+    vim = ta.SUM(vim, period)
     with np.errstate(divide="ignore", invalid="ignore"):  # no true range (flat bars): inf or NaN, no vote
         vip /= tr
         vim /= tr
     return vip, vim
 
 
+def _chande_from_bar_1(out: F64, close: F64, period: int) -> None:
+    """:func:`chande_momentum` from bar 1 on, into ``out`` (one element shorter than ``close``)."""
+    d = close[1:] - close[:-1]  # the moves into bars 1.. (TA-Lib's SUM skips a leading NaN: same sums)
+    total = ta.SUM(np.abs(d), period)
+    su = ta.SUM(np.maximum(d, 0.0, out=d), period)
+    total[total <= 0] = np.nan  # no move: NaN, without dividing by zero
+    su *= 2.0
+    su -= total
+    su *= 100.0
+    np.divide(su, total, out=out)
+
+
 def chande_momentum(close: F64, period: int = 9) -> F64:
     """Chande's momentum oscillator as he defined it: 100 x (Su - Sd) / (Su + Sd), with Su and Sd the
     plain sums of the up and down close-to-close moves over the last ``period`` bars (NaN if there was
     no move). TA-Lib's ``CMO`` Wilder-smooths the moves instead (it equals 2 x RSI - 100)."""
-    d = np.empty_like(close)
-    d[:1] = np.nan
-    np.subtract(close[1:], close[:-1], out=d[1:])
-    total = ta.SUM(np.abs(d), period)
-    out: F64 = ta.SUM(np.maximum(d, 0.0, out=d), period)  # Su
-    total[total <= 0] = np.nan  # no move: NaN, without dividing by zero
-    out *= 2.0
-    out -= total
-    out *= 100.0
-    out /= total
+    out = np.empty_like(close)
+    out[:1] = np.nan
+    _chande_from_bar_1(out[1:], close, period)
     return out
 
 
@@ -169,10 +174,10 @@ def stochastic(x: F64, cycle: int) -> F64:
     rng -= k
     np.subtract(x, k, out=k)
     k *= 100.0
-    flat = rng == 0
-    if not np.count_nonzero(flat):
+    if np.count_nonzero(rng) == len(rng):  # no zero range (NaN is not zero)
         k /= rng
         return k
+    flat = rng == 0
     # no range: the stochastic is undefined; carry its last defined value (50 if it never had one),
     # which keeps the EMA chain that follows free of NaN
     rng[flat] = np.nan  # NaN instead of 0 / 0; with the leading NaNs, it marks the bars without a value
@@ -238,68 +243,80 @@ VOTE_NAMES = ("awesome", "aroon", "vortex", "chande", "kst", "schaff", "trix", "
 """The sub-votes, in the order of the rows of :func:`oscillator_vote_matrix`."""
 
 
-def _vote(row: I8, buy: Bool, sell: Bool) -> None:
-    """Write :func:`pia.signals.combine.vote` into the zeroed ``row`` for conditions that start at bar
-    ``len(row) - len(buy)`` (the bars before HOLD)."""
-    combine.vote(buy, sell, out=row[len(row) - len(buy) :])
+_AWESOME, _AROON, _VORTEX, _CHANDE, _KST, _SCHAFF, _TRIX, _COPPOCK = range(len(VOTE_NAMES))
+
+# Each sub-vote writes its BUY condition into ``buy`` and its SELL condition into ``sell`` (the zeroed rows of two
+# boolean matrices, or their views from bar 1 or 2 on: the bars before hold); the votes are one subtraction.
 
 
-def _crossings(a: F64, b: F64 | float) -> tuple[Bool, Bool]:
-    """(:func:`cross_up`, :func:`cross_down`) from bar 1 on (one element shorter than ``a``)."""
-    a0, a1 = a[:-1], a[1:]
-    b0, b1 = (b[:-1], b[1:]) if isinstance(b, np.ndarray) else (b, b)
-    return (a0 <= b0) & (a1 > b1), (a0 >= b0) & (a1 < b1)
+def _crossings(a: F64, b: F64 | float, buy: Bool, sell: Bool) -> None:
+    """From bar 1 on: BUY where ``a`` crosses above ``b`` (at or below it on the previous bar, above it now),
+    SELL where it crosses below (``b`` an array or a level)."""
+    np.logical_and((a <= b)[:-1], (a > b)[1:], out=buy)
+    np.logical_and((a >= b)[:-1], (a < b)[1:], out=sell)
 
 
-def _awesome_vote(row: I8, ao: F64) -> None:
-    """BUY on a zero cross up or a bullish saucer, SELL on the mirrors: :func:`cross_up` ``|`` :func:`trough`
-    (above zero, strict) against :func:`cross_down` ``|`` :func:`peak` (below zero, strict), folded: bar ``t``
-    BUYs if ``ao[t] > 0`` and either ``ao[t-1] <= 0`` (the cross) or ``ao[t-1]`` fell and ``ao[t]`` rose (then
-    ``ao[t-1] > 0``: a saucer; a NaN ``ao[t-1]`` compares false both ways)."""
+def _awesome_vote(buy: Bool, sell: Bool, ao: F64) -> None:
+    """From bar 1 on: BUY on a zero cross up or a bullish saucer, SELL on the mirrors: :func:`cross_up` ``|``
+    :func:`trough` (above zero, strict) against :func:`cross_down` ``|`` :func:`peak` (below zero, strict), folded:
+    bar ``t`` BUYs if ``ao[t] > 0`` and either ``ao[t-1] <= 0`` (the cross) or ``ao[t-1]`` fell and ``ao[t]`` rose
+    (then ``ao[t-1] > 0``: a saucer; a NaN ``ao[t-1]`` compares false both ways)."""
     a0, a1 = ao[1:], ao[:-1]  # bar t, bar t-1, for t >= 1
     rise, fall = a0 > a1, a0 < a1
-    buy = a1 <= 0.0
+    np.less_equal(a1, 0.0, out=buy)
     buy[1:] |= fall[:-1] & rise[1:]
     buy &= a0 > 0.0
-    sell = a1 >= 0.0
+    np.greater_equal(a1, 0.0, out=sell)
     sell[1:] |= rise[:-1] & fall[1:]
     sell &= a0 < 0.0
-    _vote(row, buy, sell)
 
 
-def _level_vote(row: I8, x: F64, level: float) -> None:
+def _level_vote(buy: Bool, sell: Bool, x: F64, level: float) -> None:
     """BUY above ``+level``, SELL below ``-level``."""
-    _vote(row, x > level, x < -level)
+    np.greater(x, level, out=buy)
+    np.less(x, -level, out=sell)
 
 
-def _vortex_vote(row: I8, vi: tuple[F64, F64], level: float) -> None:
+def _chande_vote(buy: Bool, sell: Bool, close: F64, period: int, level: float) -> None:
+    """From bar 1 on (bar 0 has no move): :func:`chande_momentum` above ``+level`` BUY, below ``-level`` SELL."""
+    cmo = np.empty_like(close)[1:]
+    _chande_from_bar_1(cmo, close, period)
+    _level_vote(buy, sell, cmo, level)
+
+
+def _vortex_vote(buy: Bool, sell: Bool, vi: tuple[F64, F64], level: float) -> None:
     """BUY if VI+ is above VI- and ``level``, SELL if VI- is."""
     vip, vim = vi
-    _vote(row, (vip > vim) & (vip > level), (vim > vip) & (vim > level))
+    np.logical_and(vip > level, vip > vim, out=buy)
+    np.logical_and(vim > level, vim > vip, out=sell)
 
 
-def _schaff_vote(row: I8, stc: F64, low: float, high: float) -> None:
-    """BUY below ``low`` or crossing up through 50, SELL above ``high`` or crossing down through 50."""
-    buy, sell = stc < low, stc > high
-    up, down = _crossings(stc, 50.0)
-    buy[1:] |= up
-    sell[1:] |= down
-    _vote(row, buy, sell)
+def _schaff_vote(buy: Bool, sell: Bool, stc: F64, low: float, high: float) -> None:
+    """BUY crossing up through 50 or below ``low``, SELL crossing down through 50 or above ``high``."""
+    _crossings(stc, 50.0, buy[1:], sell[1:])
+    buy |= stc < low
+    sell |= stc > high
 
 
-def _trix_vote(row: I8, trix: F64, signal: int) -> None:
-    """BUY on an upward crossing of zero or of the EMA(``signal``) signal line, SELL on a downward one (both: HOLD)."""
-    up, down = _crossings(trix, 0.0)
-    up_sig, down_sig = _crossings(trix, ta.EMA(trix, signal))
-    up |= up_sig
-    down |= down_sig
-    _vote(row, up, down)
+def _trix_vote(buy: Bool, sell: Bool, trix: F64, signal: int) -> None:
+    """From bar 1 on: BUY on an upward crossing of zero or of the EMA(``signal``) signal line, SELL on a downward
+    one (both: HOLD)."""
+    _crossings(trix, 0.0, buy, sell)
+    up, down = np.empty((2, len(trix)), dtype=np.bool_)[:, 1:]
+    _crossings(trix, ta.EMA(trix, signal), up, down)
+    buy |= up
+    sell |= down
 
 
-def _coppock_vote(row: I8, cop: F64) -> None:
-    """:func:`trough` below zero (not strict) BUY against :func:`peak` above zero (not strict) SELL."""
+def _coppock_vote(buy: Bool, sell: Bool, cop: F64) -> None:
+    """From bar 2 on: :func:`trough` below zero (not strict) BUY against :func:`peak` above zero (not strict) SELL."""
     c0, c1, c2 = cop[2:], cop[1:-1], cop[:-2]
-    _vote(row, (c1 < 0.0) & (c1 <= c2) & (c0 > c1), (c1 > 0.0) & (c1 >= c2) & (c0 < c1))
+    np.less(c1, 0.0, out=buy)
+    buy &= c1 <= c2
+    buy &= c0 > c1
+    np.greater(c1, 0.0, out=sell)
+    sell &= c1 >= c2
+    sell &= c0 < c1
 
 
 def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
@@ -307,19 +324,23 @@ def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
     of :data:`VOTE_NAMES`."""
     h, lo, close = c.high, c.low, c.close
     votes = np.zeros((len(VOTE_NAMES), c.n), dtype=np.int8)
-    v_ao, v_aroon, v_vortex, v_cmo, v_kst, v_stc, v_trix, v_cop = votes
+    buy = votes.view(np.bool_)  # the BUY conditions, then the votes: BUY - SELL
+    sell = np.zeros_like(buy)
     # The indicators are this signal's own (only the EMAs are shared, through the memo): each is dropped once
-    # its vote is cast, so a long history's temporaries are freed and reused.
-    _awesome_vote(v_ao, awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
-    _level_vote(v_aroon, ta.AROONOSC(h, lo, p.aroon_period), p.aroon_level)
-    _vortex_vote(v_vortex, vortex(h, lo, close, p.vortex_period), p.vortex_level)
-    _level_vote(v_cmo, chande_momentum(close, p.cmo_period), p.cmo_level)
-    _vote(v_kst, *_crossings(*kst(close, p.kst_signal)))
+    # its conditions are written, so a long history's temporaries are freed and reused.
+    _awesome_vote(buy[_AWESOME, 1:], sell[_AWESOME, 1:], awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
+    _level_vote(buy[_AROON], sell[_AROON], ta.AROONOSC(h, lo, p.aroon_period), p.aroon_level)
+    _vortex_vote(buy[_VORTEX], sell[_VORTEX], vortex(h, lo, close, p.vortex_period), p.vortex_level)
+    _chande_vote(buy[_CHANDE, 1:], sell[_CHANDE, 1:], close, p.cmo_period, p.cmo_level)
+    _crossings(*kst(close, p.kst_signal), buy[_KST, 1:], sell[_KST, 1:])
     macd = c.ema(p.stc_fast) - c.ema(p.stc_slow)
     stc = schaff_trend_cycle(close, p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth, macd=macd)
-    _schaff_vote(v_stc, stc, p.stc_low, p.stc_high)
-    _trix_vote(v_trix, ta.TRIX(close, p.trix_period), p.trix_signal)
-    _coppock_vote(v_cop, coppock(close, p.coppock_long, p.coppock_short, p.coppock_wma))
+    del macd
+    _schaff_vote(buy[_SCHAFF], sell[_SCHAFF], stc, p.stc_low, p.stc_high)
+    del stc  # (as the helpers' arguments are)
+    _trix_vote(buy[_TRIX, 1:], sell[_TRIX, 1:], ta.TRIX(close, p.trix_period), p.trix_signal)
+    _coppock_vote(buy[_COPPOCK, 2:], sell[_COPPOCK, 2:], coppock(close, p.coppock_long, p.coppock_short, p.coppock_wma))
+    votes -= sell.view(np.int8)  # NumPy bools are the bytes 0 and 1: BUY - SELL without a cast
     return votes
 
 
