@@ -104,32 +104,39 @@ def _table(rule: str, k: int, *args: float) -> tuple[I8, F64]:
     return out.action, out.confidence
 
 
-def _fold(subs: Subs, rule: str, *args: float) -> SignalOutput:
-    """Tally the votes per bar and look the rule's result up: four array operations per call."""
+def _fold(subs: Subs, rule: str, *args: float, hold_before: int = 0) -> SignalOutput:
+    """Tally the votes per bar and look the rule's result up: four array operations per call.
+
+    Bars before ``hold_before`` hold (a composite's warm-up), however many sub-votes they have.
+    """
     if len(subs) == 0:
         raise ValueError("a composite needs at least one sub-indicator")
     m = np.asarray(subs, dtype=np.int8)  # a matrix is used as it is; a sequence is stacked once
     k = m.shape[0]
     if k > MAX_TALLY_VOTES:  # more votes than a byte can count: count them in full
         net, active, _ = _counts(m)
-        return _RULES[rule](net, active, k, *args)
+        out = _RULES[rule](net, active, k, *args)
+        out.action[:hold_before] = 0
+        out.confidence[:hold_before] = 0.0
+        return out
     tally = np.bitwise_and(m.view(np.uint8), _BYTE)
     byte: npt.NDArray[np.uint8] = np.add.reduce(tally, axis=0, dtype=np.uint8)
+    byte[:hold_before] = 0  # no votes: HOLD with confidence 0 under every rule
     action, confidence = _table(rule, k, *args)
     return SignalOutput(action.take(byte), confidence.take(byte))
 
 
-def majority(subs: Subs) -> SignalOutput:
-    return _fold(subs, "majority")
+def majority(subs: Subs, *, hold_before: int = 0) -> SignalOutput:
+    return _fold(subs, "majority", hold_before=hold_before)
 
 
-def majority_of_all(subs: Subs) -> SignalOutput:
-    return _fold(subs, "majority_of_all")
+def majority_of_all(subs: Subs, *, hold_before: int = 0) -> SignalOutput:
+    return _fold(subs, "majority_of_all", hold_before=hold_before)
 
 
-def pattern_count(subs: Subs, per_pattern: float = 0.25) -> SignalOutput:
-    return _fold(subs, "pattern_count", per_pattern)
+def pattern_count(subs: Subs, per_pattern: float = 0.25, *, hold_before: int = 0) -> SignalOutput:
+    return _fold(subs, "pattern_count", per_pattern, hold_before=hold_before)
 
 
-def calendar_rule(subs: Subs, min_votes: int = 2, cap: float = 0.6) -> SignalOutput:
-    return _fold(subs, "calendar_rule", min_votes, cap)
+def calendar_rule(subs: Subs, min_votes: int = 2, cap: float = 0.6, *, hold_before: int = 0) -> SignalOutput:
+    return _fold(subs, "calendar_rule", min_votes, cap, hold_before=hold_before)

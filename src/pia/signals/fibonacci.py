@@ -163,9 +163,8 @@ def fibonacci(c: Context, p: FibonacciParams) -> SignalOutput:
     No vote before the warm-up (200 bars: the extension's two swing windows), even if enough faster
     sub-indicators agree.
     """
-    votes = _vote_rows(c, p)
-    votes[:, : _warmup(p) - 1] = 0  # bars before the warm-up hold, however many sub-indicators are ready
-    return combine.majority(votes)
+    # bars before the warm-up hold, however many sub-indicators are ready
+    return combine.majority(_vote_rows(c, p), hold_before=_warmup(p) - 1)
 
 
 def _warmup(p: FibonacciParams) -> int:

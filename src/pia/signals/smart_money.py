@@ -226,27 +226,6 @@ def smart_money_votes(c: Context, p: SmartMoneyParams) -> dict[str, I8]:
     return dict(zip(VOTE_NAMES, _vote_rows(c, p), strict=True))
 
 
-_TALLY_SELL = 7
-"""A bar's tally is the sum of its votes & 7 (+1 -> 1, -1 -> 7): BUY votes + 7 x SELL votes (at most 5 BUYs)."""
-
-
-@lru_cache(maxsize=1)
-def _majority_table() -> SignalOutput:
-    """``combine.majority``'s action and confidence for each tally (B BUY and S SELL of the five sub-votes)."""
-    k = len(VOTE_NAMES)
-    tallies = np.arange(k * _TALLY_SELL + 1)
-    buys, sells = tallies % _TALLY_SELL, tallies // _TALLY_SELL
-    rows = np.arange(k)[:, None]
-    # tally t as five sub-votes: B BUYs, then S SELLs (tallies with B + S > 5 cannot occur: those hold)
-    subs = np.where(rows < buys, 1, np.where(rows < buys + sells, -1, 0)).astype(np.int8)
-    out = combine.majority(list(subs))
-    possible = buys + sells <= k
-    action = np.where(possible, out.action, 0).astype(np.int8)
-    confidence = np.where(possible, out.confidence, 0.0)
-    action.flags.writeable = confidence.flags.writeable = False
-    return SignalOutput(action, confidence)
-
-
 def smart_money(c: Context, p: SmartMoneyParams) -> SignalOutput:
     """Smart-money concepts: swing structure breaks, fair-value gaps, liquidity sweeps, supply/demand zones.
 
@@ -278,9 +257,7 @@ def smart_money(c: Context, p: SmartMoneyParams) -> SignalOutput:
     Combining (shared majority rule): BUY only if the BUY votes outnumber both the SELL votes and the
     abstentions (SELL likewise), otherwise HOLD; confidence = winning votes / (BUY + SELL votes).
     """
-    tally: I8 = np.add.reduce(_vote_rows(c, p) & np.int8(_TALLY_SELL), axis=0, dtype=np.int8)
-    action, confidence = _majority_table()
-    return SignalOutput(action.take(tally), confidence.take(tally))
+    return combine.majority(_vote_rows(c, p))
 
 
 def _warmup(p: SmartMoneyParams) -> int:

@@ -242,11 +242,8 @@ def trend(c: Context, p: TrendParams) -> SignalOutput:
     No vote before the warm-up (201 bars: SMA200 and the bar before it),
     even if enough faster sub-indicators agree.
     """
-    out = combine.majority(_trend_vote_matrix(c, p))
-    early = _trend_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
-    out.action[:early] = 0
-    out.confidence[:early] = 0.0
-    return out
+    # bars before the warm-up hold, however many sub-indicators are ready
+    return combine.majority(_trend_vote_matrix(c, p), hold_before=_trend_warmup(p) - 1)
 
 
 def _trend_warmup(p: TrendParams) -> int:

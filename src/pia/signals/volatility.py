@@ -6,7 +6,6 @@ assembled from them here.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated
 
 import numpy as np
@@ -121,27 +120,6 @@ def volatility_votes(c: Context, p: VolatilityParams) -> dict[str, I8]:
     return dict(zip(VOTES, _vote_rows(c, p), strict=True))
 
 
-_TALLY_SELL = 7
-"""A bar's tally is the sum of its votes & 7 (+1 -> 1, -1 -> 7): BUY votes + 7 x SELL votes (at most 6 BUYs)."""
-
-
-@lru_cache(maxsize=1)
-def _majority_table() -> SignalOutput:
-    """``combine.majority``'s action and confidence for each tally (B BUY and S SELL of the six sub-votes)."""
-    k = len(VOTES)
-    tallies = np.arange(k * _TALLY_SELL + 1)
-    buys, sells = tallies % _TALLY_SELL, tallies // _TALLY_SELL
-    rows = np.arange(k)[:, None]
-    # tally t as six sub-votes: B BUYs, then S SELLs (tallies with B + S > 6 cannot occur: those hold)
-    subs = np.where(rows < buys, 1, np.where(rows < buys + sells, -1, 0)).astype(np.int8)
-    out = combine.majority(subs)
-    possible = buys + sells <= k
-    action = np.where(possible, out.action, 0).astype(np.int8)
-    confidence = np.where(possible, out.confidence, 0.0)
-    action.flags.writeable = confidence.flags.writeable = False
-    return SignalOutput(action, confidence)
-
-
 def volatility_sig(c: Context, p: VolatilityParams) -> SignalOutput:
     """Volatility breakouts: six sub-indicators each vote BUY, SELL or abstain on every bar.
 
@@ -166,10 +144,8 @@ def volatility_sig(c: Context, p: VolatilityParams) -> SignalOutput:
     No vote before the warm-up (140 bars: the 120-bar mean band width and the bar before),
     even if enough faster sub-indicators agree.
     """
-    tally: I8 = np.add.reduce(_vote_rows(c, p) & np.int8(_TALLY_SELL), axis=0, dtype=np.int8)
-    tally[: _volatility_warmup(p) - 1] = 0  # bars before the warm-up hold, however many sub-indicators are ready
-    action, confidence = _majority_table()
-    return SignalOutput(action.take(tally), confidence.take(tally))
+    # bars before the warm-up hold, however many sub-indicators are ready
+    return combine.majority(_vote_rows(c, p), hold_before=_volatility_warmup(p) - 1)
 
 
 def _volatility_warmup(p: VolatilityParams) -> int:

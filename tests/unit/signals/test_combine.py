@@ -92,3 +92,12 @@ def test_the_tally_lookup_equals_each_rule_counted_in_full(k: int) -> None:
         assert not got.action[100:150].any()
     with pytest.raises(ValueError, match="at least one"):
         combine.majority([])
+
+
+@pytest.mark.parametrize("k", [5, 16])
+def test_hold_before_holds_the_warm_up_bars_whatever_the_votes(k: int) -> None:
+    m = np.ones((k, 10), dtype=np.int8)
+    for rule in (majority, majority_of_all, pattern_count, calendar_rule):
+        out = rule(m, hold_before=4)
+        assert out.action.tolist() == [0] * 4 + [1] * 6, rule.__name__
+        assert not out.confidence[:4].any() and (out.confidence[4:] > 0).all()
