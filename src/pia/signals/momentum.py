@@ -56,48 +56,63 @@ class MomentumParams(Params):
         return self
 
 
-def stoch_rsi(rsi: F64, period: int) -> F64:
-    """(RSI - its ``period``-bar low) / (its ``period``-bar high - low), in [0, 1]; NaN where the range is 0.
-
-    Equal to TA-Lib's ``STOCHRSI`` fast %K / 100, except that a flat RSI has no value (TA-Lib reports 0).
-    """
+def _stoch_rsi(rsi: F64, period: int) -> F64:
+    """:func:`stoch_rsi`, dividing by a zero range without ``np.errstate`` (the caller's)."""
     lo: F64
     rng: F64
     lo, rng = ta.MINMAX(rsi, timeperiod=period)  # (low, high)
     rng -= lo  # high - low
     out = rsi - lo
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out /= rng  # a zero range is a flat window: the RSI is its low too, and 0 / 0 is NaN
+    out /= rng  # a zero range is a flat window: the RSI is its low too, and 0 / 0 is NaN
     return out
+
+
+def stoch_rsi(rsi: F64, period: int) -> F64:
+    """(RSI - its ``period``-bar low) / (its ``period``-bar high - low), in [0, 1]; NaN where the range is 0.
+
+    Equal to TA-Lib's ``STOCHRSI`` fast %K / 100, except that a flat RSI has no value (TA-Lib reports 0).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _stoch_rsi(rsi, period)
+
+
+def _ppo_line(fast_ema: F64, slow_ema: F64) -> F64:
+    """:func:`ppo`'s line, dividing by a zero EMA without ``np.errstate`` (the caller's)."""
+    line = fast_ema - slow_ema
+    line /= slow_ema
+    line *= 100.0
+    return line
 
 
 def ppo(fast_ema: F64, slow_ema: F64, signal: int) -> tuple[F64, F64]:
     """(PPO, signal line): PPO = (EMA fast - EMA slow) / EMA slow × 100, signal = EMA(signal) of PPO."""
-    line = fast_ema - slow_ema
     with np.errstate(invalid="ignore", divide="ignore"):
-        line /= slow_ema
-    line *= 100.0
+        line = _ppo_line(fast_ema, slow_ema)
     return line, ta.EMA(line, timeperiod=signal)
 
 
-def _vote(buy: Bool, sell: Bool, out: I8 | None = None) -> I8:
-    """:func:`pia.signals.combine.vote` (BUY - SELL as int8), optionally into ``out``: NumPy bools are the
-    bytes 0 and 1, so their int8 views subtract without a cast."""
-    return np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
+VOTE_NAMES = ("rsi_divergence", "stochastic", "stoch_rsi", "cci", "williams_r", "roc", "ppo", "elder_power")
+"""The sub-votes, in the order of the rows of :func:`momentum_vote_matrix`."""
+_DIVERGENCE, _STOCHASTIC, _STOCH_RSI, _CCI, _WILLIAMS_R, _ROC, _PPO, _ELDER = range(len(VOTE_NAMES))
+
+# Each sub-vote writes its BUY condition into ``buy`` and its SELL condition into ``sell`` (the zeroed rows of two
+# boolean matrices, or their views from a later bar on: the bars before hold); the votes are one subtraction.
 
 
-def _crossings(a: F64, b: F64) -> tuple[Bool, Bool]:
-    """From bar 1 on: ``a`` crossing above ``b`` (at or below it on the previous bar, above now), and below."""
-    a_now, b_now, a_before, b_before = a[1:], b[1:], a[:-1], b[:-1]
-    return (a_before <= b_before) & (a_now > b_now), (a_before >= b_before) & (a_now < b_now)
+def _crossings(a: F64, b: F64, buy: Bool, sell: Bool) -> None:
+    """From bar 1 on: BUY where ``a`` crosses above ``b`` (at or below it on the previous bar, above it now),
+    SELL where it crosses below."""
+    np.logical_and((a <= b)[:-1], (a > b)[1:], out=buy)
+    np.logical_and((a >= b)[:-1], (a < b)[1:], out=sell)
 
 
-def _band_vote(x: F64, low: float, high: float) -> I8:
+def _band_vote(buy: Bool, sell: Bool, x: F64, low: float, high: float) -> None:
     """BUY below ``low``, SELL above ``high``."""
-    return _vote(x < low, x > high)
+    np.less(x, low, out=buy)
+    np.greater(x, high, out=sell)
 
 
-def _divergence_vote(close: F64, rsi: F64, lookback: int) -> I8:
+def _divergence_vote(buy: Bool, sell: Bool, close: F64, rsi: F64, lookback: int) -> None:
     """The newer half of the lookback (its extremes now) against the older half (theirs ``half`` bars ago)."""
     n = len(close)
     half = lookback // 2
@@ -109,18 +124,14 @@ def _divergence_vote(close: F64, rsi: F64, lookback: int) -> I8:
     else:
         p_lo_old, p_hi_old = ta.MINMAX(close, timeperiod=older)
         r_lo_old, r_hi_old = ta.MINMAX(rsi, timeperiod=older)
-    out = np.zeros(n, dtype=np.int8)
     if half < n:
         now, then = slice(half, None), slice(None, n - half)
-        _vote(
-            (p_lo_new[now] < p_lo_old[then]) & (r_lo_new[now] > r_lo_old[then]),
-            (p_hi_new[now] > p_hi_old[then]) & (r_hi_new[now] < r_hi_old[then]),
-            out=out[now],
-        )
-    return out
+        np.logical_and(p_lo_new[now] < p_lo_old[then], r_lo_new[now] > r_lo_old[then], out=buy[now])
+        np.logical_and(p_hi_new[now] > p_hi_old[then], r_hi_new[now] < r_hi_old[then], out=sell[now])
 
 
-def _stochastic_vote(c: Context, p: MomentumParams) -> I8:
+def _stochastic_vote(buy: Bool, sell: Bool, c: Context, p: MomentumParams) -> None:
+    """From bar 1 on: %K crossing above %D below ``stoch_low`` BUY, crossing below it above ``stoch_high`` SELL."""
     k, d = ta.STOCH(
         c.high,
         c.low,
@@ -131,25 +142,59 @@ def _stochastic_vote(c: Context, p: MomentumParams) -> I8:
         slowd_period=p.stoch_d,
         slowd_matype=ta.MA_SMA,
     )
-    out = np.zeros(c.n, dtype=np.int8)
-    k_up, k_down = _crossings(k, d)
+    _crossings(k, d, buy, sell)
     k_now = k[1:]
-    _vote(k_up & (k_now < p.stoch_low), k_down & (k_now > p.stoch_high), out=out[1:])
-    return out
+    buy &= k_now < p.stoch_low
+    sell &= k_now > p.stoch_high
 
 
-def _roc_vote(roc: F64) -> I8:
-    out = np.zeros(len(roc), dtype=np.int8)
+def _roc_vote(buy: Bool, sell: Bool, roc: F64) -> None:
+    """From bar 1 on: BUY when positive and higher than on the previous bar, SELL when negative and lower; as
+    one comparison with the larger (smaller) of 0 and the previous value, which is NaN if that is."""
     roc_now, roc_before = roc[1:], roc[:-1]
-    _vote((roc_now > 0) & (roc_now > roc_before), (roc_now < 0) & (roc_now < roc_before), out=out[1:])
-    return out
+    np.greater(roc_now, np.maximum(roc_before, 0.0), out=buy)
+    np.less(roc_now, np.minimum(roc_before, 0.0), out=sell)
 
 
-def _ppo_vote(c: Context, p: MomentumParams) -> I8:
-    line, sig = ppo(c.ema(p.ppo_fast), c.ema(p.ppo_slow), p.ppo_signal)
-    out = np.zeros(c.n, dtype=np.int8)
-    _vote(*_crossings(line, sig), out=out[1:])
-    return out
+def _elder_vote(buy: Bool, sell: Bool, high: F64, low: F64, ema: F64) -> None:
+    """Elder bull power high - EMA and bear power low - EMA, compared with 0: BUY if both high and low are above
+    the EMA (the smaller of them is), SELL if both are below it (the larger is); NaN propagates."""
+    np.greater(np.minimum(high, low), ema, out=buy)
+    np.less(np.maximum(high, low), ema, out=sell)
+
+
+def momentum_vote_matrix(c: Context, p: MomentumParams) -> I8:
+    """The eight sub-votes (+1 BUY, -1 SELL, 0 HOLD per bar) as the rows of a (8, bars) matrix, in the order
+    of :data:`VOTE_NAMES`.
+
+    Indicators only this signal uses are not kept in the context's memo: each is dropped once its vote is
+    cast, which keeps a long history's memory small.
+    """
+    close, high, low = c.close, c.high, c.low
+    votes = np.zeros((len(VOTE_NAMES), c.n), dtype=np.int8)
+    buy = votes.view(np.bool_)  # the BUY conditions, then the votes: BUY - SELL
+    sell = np.zeros_like(buy)
+    rsi = c.rsi(p.rsi_period)
+    roc = c.cached(("roc", p.roc_period), lambda: ta.ROC(close, timeperiod=p.roc_period))
+    _divergence_vote(buy[_DIVERGENCE], sell[_DIVERGENCE], close, rsi, p.div_lookback)
+    _stochastic_vote(buy[_STOCHASTIC, 1:], sell[_STOCHASTIC, 1:], c, p)
+    with np.errstate(invalid="ignore", divide="ignore"):  # StochRSI's flat windows, a zero slow EMA: NaN, no vote
+        srsi = _stoch_rsi(rsi, p.stochrsi_period)
+        line = _ppo_line(c.ema(p.ppo_fast), c.ema(p.ppo_slow))
+    _band_vote(buy[_STOCH_RSI], sell[_STOCH_RSI], srsi, p.stochrsi_low, p.stochrsi_high)
+    del srsi
+    _crossings(line, ta.EMA(line, timeperiod=p.ppo_signal), buy[_PPO, 1:], sell[_PPO, 1:])
+    del line
+    cci = ta.CCI(high, low, close, timeperiod=p.cci_period)
+    _band_vote(buy[_CCI], sell[_CCI], cci, -p.cci_bound, p.cci_bound)
+    del cci
+    willr = ta.WILLR(high, low, close, timeperiod=p.willr_period)
+    _band_vote(buy[_WILLIAMS_R], sell[_WILLIAMS_R], willr, p.willr_low, p.willr_high)
+    del willr
+    _roc_vote(buy[_ROC, 1:], sell[_ROC, 1:], roc)
+    _elder_vote(buy[_ELDER], sell[_ELDER], high, low, c.ema(p.elder_period))
+    votes -= sell.view(np.int8)  # NumPy bools are the bytes 0 and 1: BUY - SELL without a cast
+    return votes
 
 
 def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
@@ -158,21 +203,7 @@ def momentum_votes(c: Context, p: MomentumParams) -> dict[str, I8]:
     Indicators only this signal uses are not kept in the context's memo: each is dropped once its vote is
     cast, which keeps a long history's memory small.
     """
-    close, high, low = c.close, c.high, c.low
-    rsi = c.rsi(p.rsi_period)
-    roc = c.cached(("roc", p.roc_period), lambda: ta.ROC(close, timeperiod=p.roc_period))
-    # Elder bull power high - EMA and bear power low - EMA, compared with 0: high and low against the EMA
-    ema = c.ema(p.elder_period)
-    return {
-        "rsi_divergence": _divergence_vote(close, rsi, p.div_lookback),
-        "stochastic": _stochastic_vote(c, p),
-        "stoch_rsi": _band_vote(stoch_rsi(rsi, p.stochrsi_period), p.stochrsi_low, p.stochrsi_high),
-        "cci": _band_vote(ta.CCI(high, low, close, timeperiod=p.cci_period), -p.cci_bound, p.cci_bound),
-        "williams_r": _band_vote(ta.WILLR(high, low, close, timeperiod=p.willr_period), p.willr_low, p.willr_high),
-        "roc": _roc_vote(roc),
-        "ppo": _ppo_vote(c, p),
-        "elder_power": _vote((high > ema) & (low > ema), (high < ema) & (low < ema)),
-    }
+    return dict(zip(VOTE_NAMES, momentum_vote_matrix(c, p), strict=True))
 
 
 def momentum(c: Context, p: MomentumParams) -> SignalOutput:
@@ -201,11 +232,10 @@ def momentum(c: Context, p: MomentumParams) -> SignalOutput:
     No vote before the warm-up (35 bars: the PPO signal line on this bar and the one before),
     even if enough faster sub-indicators agree.
     """
-    out = combine.majority(list(momentum_votes(c, p).values()))
-    early = _momentum_warmup(p) - 1  # bars before the warm-up hold, however many sub-indicators are ready
-    out.action[:early] = 0
-    out.confidence[:early] = 0.0
-    return out
+    votes = momentum_vote_matrix(c, p)
+    # bars before the warm-up hold, however many sub-indicators are ready: no votes, HOLD with confidence 0
+    votes[:, : _momentum_warmup(p) - 1] = 0
+    return combine.majority(votes)
 
 
 def _momentum_warmup(p: MomentumParams) -> int:
