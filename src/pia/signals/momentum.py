@@ -173,7 +173,7 @@ def momentum_vote_matrix(c: Context, p: MomentumParams) -> I8:
     close, high, low = c.close, c.high, c.low
     votes = np.zeros((len(VOTE_NAMES), c.n), dtype=np.int8)
     buy = votes.view(np.bool_)  # the BUY conditions, then the votes: BUY - SELL
-    sell = np.zeros_like(buy)
+    sell = np.zeros(buy.shape, dtype=np.bool_)
     rsi = c.rsi(p.rsi_period)
     roc = c.cached(("roc", p.roc_period), lambda: ta.ROC(close, timeperiod=p.roc_period))
     _divergence_vote(buy[_DIVERGENCE], sell[_DIVERGENCE], close, rsi, p.div_lookback)

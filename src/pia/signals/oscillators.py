@@ -114,20 +114,28 @@ def awesome_oscillator(high: F64, low: F64, fast: int = 5, slow: int = 34) -> F6
     return ao
 
 
+def _vortex_from_bar_1(high: F64, low: F64, close: F64, period: int) -> tuple[F64, F64]:
+    """:func:`vortex` from bar 1 on (one element shorter than ``high``; bar 0 has no previous bar)."""
+    vip = high[1:] - low[:-1]
+    vim = low[1:] - high[:-1]
+    np.abs(vip, out=vip)
+    np.abs(vim, out=vim)
+    tr = ta.SUM(ta.TRANGE(high, low, close), period)[1:]  # TA-Lib's SUM skips TRANGE's leading NaN: same sums
+    vip = ta.SUM(vip, period)
+    vim = ta.SUM(vim, period)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no true range (flat bars): inf or NaN, no vote
+        vip /= tr
+        vim /= tr
+    return vip, vim
+
+
 def vortex(high: F64, low: F64, close: F64, period: int = 14) -> tuple[F64, F64]:
     """(VI+, VI-): sum(|high - previous low|) and sum(|low - previous high|) over ``period`` bars, each
     divided by the sum of the true range over the same bars."""
     vip = np.empty_like(high)
     vim = np.empty_like(high)
     vip[:1] = vim[:1] = np.nan
-    np.abs(np.subtract(high[1:], low[:-1], out=vip[1:]), out=vip[1:])
-    np.abs(np.subtract(low[1:], high[:-1], out=vim[1:]), out=vim[1:])
-    tr = ta.SUM(ta.TRANGE(high, low, close), period)
-    vip = ta.SUM(vip, period)
-    vim = ta.SUM(vim, period)
-    with np.errstate(divide="ignore", invalid="ignore"):  # no true range (flat bars): inf or NaN, no vote
-        vip /= tr
-        vim /= tr
+    vip[1:], vim[1:] = _vortex_from_bar_1(high, low, close, period)
     return vip, vim
 
 
@@ -309,14 +317,15 @@ def _trix_vote(buy: Bool, sell: Bool, trix: F64, signal: int) -> None:
 
 
 def _coppock_vote(buy: Bool, sell: Bool, cop: F64) -> None:
-    """From bar 2 on: :func:`trough` below zero (not strict) BUY against :func:`peak` above zero (not strict) SELL."""
+    """From bar 2 on: :func:`trough` below zero (not strict) BUY against :func:`peak` above zero (not strict) SELL.
+
+    ``c1 < 0`` and ``c1 < c0`` are one comparison with the smaller of 0 and ``c0`` (NaN if ``c0`` is), and
+    the mirror for SELL."""
     c0, c1, c2 = cop[2:], cop[1:-1], cop[:-2]
-    np.less(c1, 0.0, out=buy)
+    np.less(c1, np.minimum(c0, 0.0), out=buy)
     buy &= c1 <= c2
-    buy &= c0 > c1
-    np.greater(c1, 0.0, out=sell)
+    np.greater(c1, np.maximum(c0, 0.0), out=sell)
     sell &= c1 >= c2
-    sell &= c0 < c1
 
 
 def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
@@ -325,12 +334,12 @@ def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
     h, lo, close = c.high, c.low, c.close
     votes = np.zeros((len(VOTE_NAMES), c.n), dtype=np.int8)
     buy = votes.view(np.bool_)  # the BUY conditions, then the votes: BUY - SELL
-    sell = np.zeros_like(buy)
+    sell = np.zeros(buy.shape, dtype=np.bool_)
     # The indicators are this signal's own (only the EMAs are shared, through the memo): each is dropped once
     # its conditions are written, so a long history's temporaries are freed and reused.
     _awesome_vote(buy[_AWESOME, 1:], sell[_AWESOME, 1:], awesome_oscillator(h, lo, p.ao_fast, p.ao_slow))
     _level_vote(buy[_AROON], sell[_AROON], ta.AROONOSC(h, lo, p.aroon_period), p.aroon_level)
-    _vortex_vote(buy[_VORTEX], sell[_VORTEX], vortex(h, lo, close, p.vortex_period), p.vortex_level)
+    _vortex_vote(buy[_VORTEX, 1:], sell[_VORTEX, 1:], _vortex_from_bar_1(h, lo, close, p.vortex_period), p.vortex_level)
     _chande_vote(buy[_CHANDE, 1:], sell[_CHANDE, 1:], close, p.cmo_period, p.cmo_level)
     _crossings(*kst(close, p.kst_signal), buy[_KST, 1:], sell[_KST, 1:])
     macd = c.ema(p.stc_fast) - c.ema(p.stc_slow)
