@@ -166,7 +166,8 @@ def kst(close: F64, signal: int = 9) -> tuple[F64, F64]:
     r = 10/15/20/30, s = 10/10/10/15, w = 1/2/3/4 (ROC in percent); the signal is its SMA(``signal``)."""
     # the weighted SMAs summed in place, in order (starting from 0.0 would change nothing: they are never -0.0)
     k, *rest = [ta.SMA(ta.ROC(close, r), s) for r, s in zip(KST_ROC, KST_SMA, strict=True)]
-    k *= KST_WEIGHTS[0]
+    if KST_WEIGHTS[0] != 1.0:  # (x 1.0 changes no bit)
+        k *= KST_WEIGHTS[0]
     for term, w in zip(rest, KST_WEIGHTS[1:], strict=True):
         term *= w
         k += term
@@ -344,9 +345,8 @@ def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
     _crossings(*kst(close, p.kst_signal), buy[_KST, 1:], sell[_KST, 1:])
     macd = c.ema(p.stc_fast) - c.ema(p.stc_slow)
     stc = schaff_trend_cycle(close, p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth, macd=macd)
-    del macd
     _schaff_vote(buy[_SCHAFF], sell[_SCHAFF], stc, p.stc_low, p.stc_high)
-    del stc  # (as the helpers' arguments are)
+    del macd, stc  # dropped like the other indicators
     _trix_vote(buy[_TRIX, 1:], sell[_TRIX, 1:], ta.TRIX(close, p.trix_period), p.trix_signal)
     _coppock_vote(buy[_COPPOCK, 2:], sell[_COPPOCK, 2:], coppock(close, p.coppock_long, p.coppock_short, p.coppock_wma))
     votes -= sell.view(np.int8)  # NumPy bools are the bytes 0 and 1: BUY - SELL without a cast
