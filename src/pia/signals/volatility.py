@@ -41,15 +41,6 @@ def keltner(ema: F64, atr: F64, mult: float) -> tuple[F64, F64]:
     return ema + half, ema - half
 
 
-def donchian_prev(high: F64, low: F64, period: int) -> tuple[F64, F64]:
-    """(upper, lower) of the previous bar's Donchian channel: the high/low extremes of bars t-period..t-1."""
-    nan = np.full(min(1, len(high)), np.nan)
-    return (
-        np.concatenate((nan, ta.MAX(high, timeperiod=period)[:-1])),
-        np.concatenate((nan, ta.MIN(low, timeperiod=period)[:-1])),
-    )
-
-
 def _log_return_vol(close: F64, period: int) -> F64:
     """:func:`realised_vol` of bars ``1 ..`` (the caller silences numpy's warnings for prices <= 0)."""
     out: F64 = ta.STDDEV(np.log(close[1:] / close[:-1]), timeperiod=period, nbdev=1.0)

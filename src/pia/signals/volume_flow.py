@@ -42,18 +42,6 @@ class VolumeFlowParams(Params):
         return self
 
 
-def rolling_sum(a: F64, n: int) -> F64:
-    """Sum of the last ``n`` values at each bar (NaN for the first ``n - 1``).
-
-    Each window is summed on its own (not as a running total), so a bar's value does not depend on
-    how far back the series starts and a stretch of zeros sums to exactly zero.
-    """
-    out: F64 = np.full(len(a), np.nan)
-    if len(a) >= n:
-        out[n - 1 :] = _window_sums(a, n)
-    return out
-
-
 def cumulative_minus_sma(increments: F64, n: int) -> F64:
     """``X - SMA(n)(X)`` for the running total ``X`` of ``increments``, from the last ``n - 1`` increments only.
 

@@ -21,7 +21,6 @@ from pia.signals.volume_flow import (
     money_flow_index,
     money_flow_volume,
     obv_increments,
-    rolling_sum,
     volume_flow,
     volume_flow_votes,
 )
@@ -85,7 +84,18 @@ def test_cumulative_minus_sma_by_hand() -> None:
     got = cumulative_minus_sma(np.array([1.0, 2, 3, 4]), 3)
     assert np.isnan(got[:2]).all()
     np.testing.assert_allclose(got[2:], [6 - 10 / 3, 10 - 19 / 3])
-    assert rolling_sum(np.array([5.0, 0, 0, 0]), 2).tolist()[1:] == [5.0, 0.0, 0.0]
+
+
+def test_mfi_has_no_value_once_a_stretch_without_volume_fills_its_period() -> None:
+    # each window is summed on its own: after a burst of flow, a whole period of zero volume is exactly no
+    # flow (NaN, abstain), not a running total's rounding residue, and not TA-Lib's 0 ("oversold")
+    n, period = 40, 5
+    close = 100 + np.sin(np.arange(n))
+    volume = np.zeros(n)
+    volume[:12] = 1e9
+    got = money_flow_index(close + 1, close - 1, close, volume, period)
+    assert not np.isnan(got[period:12]).any()
+    assert np.isnan(got[12 + period - 1 :]).all()
 
 
 def test_vwap_cmf_mfi_equal_ta(real: Ohlcv) -> None:
