@@ -129,26 +129,6 @@ def candlestick_votes(c: Context, p: CandlestickParams) -> dict[str, I8]:
     return {name: combine.vote(bull, bear) for name, (bull, bear) in pattern_masks(c, p).items()}
 
 
-_FAMILIES = 4
-_TALLY_BULL = _FAMILIES + 1  # a bar's tally: bullish families * _TALLY_BULL + bearish families
-
-
-@lru_cache(maxsize=8)
-def _count_table(per_pattern: float) -> SignalOutput:
-    """``combine.pattern_count``'s action and confidence for each tally (B bullish and S bearish families)."""
-    tallies = np.arange((_FAMILIES + 1) * _TALLY_BULL)
-    bulls, bears = tallies // _TALLY_BULL, tallies % _TALLY_BULL
-    rows = np.arange(_FAMILIES)[:, None]
-    # tally t as 4 family votes: B bullish, then S bearish (tallies with B + S > 4 cannot occur: those hold)
-    subs = np.where(rows < bulls, 1, np.where(rows < bulls + bears, -1, 0)).astype(np.int8)
-    out = combine.pattern_count(list(subs), per_pattern)
-    possible = bulls + bears <= _FAMILIES
-    action = np.where(possible, out.action, 0).astype(np.int8)
-    confidence = np.where(possible, out.confidence, 0.0)
-    action.flags.writeable = confidence.flags.writeable = False
-    return SignalOutput(action, confidence)
-
-
 def candlestick(c: Context, p: CandlestickParams) -> SignalOutput:
     """Candle patterns in four families, each voting bullish (+1), bearish (-1) or nothing on every bar.
 
@@ -175,12 +155,11 @@ def candlestick(c: Context, p: CandlestickParams) -> SignalOutput:
     without a pattern do not block), SELL on the mirror, HOLD on a tie; confidence = 0.25 x the
     winning count (`per_pattern`), capped at 1.
     """
-    masks = list(pattern_masks(c, p).values())
-    bulls = masks[0][0].view(np.int8) + masks[1][0] + masks[2][0] + masks[3][0]
-    bears = masks[0][1].view(np.int8) + masks[1][1] + masks[2][1] + masks[3][1]
-    tally = bulls * np.int8(_TALLY_BULL) + bears
-    action, confidence = _count_table(p.per_pattern)
-    return SignalOutput(action.take(tally), confidence.take(tally))
+    masks = pattern_masks(c, p)
+    votes = np.empty((len(masks), c.n), dtype=np.int8)
+    for row, (bull, bear) in zip(votes, masks.values(), strict=True):
+        combine.vote(bull, bear, out=row)
+    return combine.pattern_count(votes, p.per_pattern)
 
 
 def _warmup(p: CandlestickParams) -> int:
