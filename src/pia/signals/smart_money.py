@@ -70,10 +70,22 @@ def swing_points(high: F64, low: F64, k: int) -> tuple[Bool, Bool]:
 # a position indexes an array holding NaN at index 0 and then the flattened values, so "none" reads NaN.
 
 
-@lru_cache(maxsize=8)
+_CACHED_LAYOUT_BARS = 4096
+"""Layouts up to this many bars (every live window) are cached; a long history's (MBs) is built per call."""
+
+
 def _layout(rows: int, n: int, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """For (rows, n) flags: each cell's 1-based flat position, and the newest position that no longer
     counts there (a flag counts for ``memory`` bars, within its own row)."""
+    return _cached_layout(rows, n, memory) if n <= _CACHED_LAYOUT_BARS else _build_layout(rows, n, memory)
+
+
+@lru_cache(maxsize=16)
+def _cached_layout(rows: int, n: int, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    return _build_layout(rows, n, memory)
+
+
+def _build_layout(rows: int, n: int, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     position = np.arange(1, rows * n + 1, dtype=np.int64).reshape(rows, n)
     row_start = np.arange(rows, dtype=np.int64)[:, None] * n
     too_old = row_start + np.maximum(np.arange(n, dtype=np.int64) - memory + 1, 0)
@@ -95,7 +107,8 @@ def _with_nan_first(a: npt.NDArray[np.float64]) -> F64:
 def _newest(flag: Bool, memory: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """For (rows, n) flags: the position of the newest flag at or before each cell (whether it still counts
     or not), and the newest position that no longer counts there."""
-    position, too_old = _layout(*flag.shape, memory)
+    rows, n = flag.shape
+    position, too_old = _layout(rows, n, memory)
     newest = position * flag
     np.maximum.accumulate(newest, axis=1, out=newest)
     return newest, too_old
