@@ -65,10 +65,6 @@ VOTES = ("retracement", "golden_pocket", "extension", "pivots", "camarilla")
 """The sub-indicators, in the order of the rows of :func:`_vote_rows`."""
 
 
-def _vote_into(out: I8, buy: Bool, sell: Bool) -> None:
-    np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
-
-
 def _near(a: F64, level: F64, tol: F64 | float) -> Bool:
     """``|a - level| <= tol``."""
     d = a - level
@@ -101,7 +97,7 @@ def _vote_rows(c: Context, p: FibonacciParams) -> I8:
     bear |= _near(h, dn_618, tol) & (close < dn_618)
     bear &= down
     bear &= close < o
-    _vote_into(bounce, bull, bear)
+    combine.vote(bull, bear, out=bounce)
 
     buy = close <= up_618
     buy &= close >= hi - 0.65 * rng
@@ -109,7 +105,7 @@ def _vote_rows(c: Context, p: FibonacciParams) -> I8:
     sell = close >= dn_618
     sell &= close <= lo + 0.65 * rng
     sell &= down
-    _vote_into(pocket, buy, sell)
+    combine.vote(buy, sell, out=pocket)
 
     # 161.8 % extension of the previous swing window (the `period` bars before the current one)
     ref_hi, ref_lo = hi[: -p.period], lo[: -p.period]
@@ -119,16 +115,16 @@ def _vote_rows(c: Context, p: FibonacciParams) -> I8:
     ext_up = ref_lo + ref
     ext_dn = ref_hi - ref
     etol = p.ext_tolerance_pct / 100.0
-    _vote_into(
-        extension[p.period :], _near(now, ext_dn, etol * np.abs(ext_dn)), _near(now, ext_up, etol * np.abs(ext_up))
+    combine.vote(
+        _near(now, ext_dn, etol * np.abs(ext_dn)), _near(now, ext_up, etol * np.abs(ext_up)), out=extension[p.period :]
     )
 
     # pivots of the previous bar
     ph, pl, pc, now = h[:-1], low[:-1], close[:-1], close[1:]
     r1, s1 = floor_pivots(ph, pl, pc)
-    _vote_into(pivots[1:], now > r1, now < s1)
+    combine.vote(now > r1, now < s1, out=pivots[1:])
     r3, s3 = camarilla(ph, pl, pc)
-    _vote_into(cam[1:], now > r3, now < s3)
+    combine.vote(now > r3, now < s3, out=cam[1:])
     return votes
 
 

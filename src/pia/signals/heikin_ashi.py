@@ -175,12 +175,6 @@ def heikin_ashi_window(p: HeikinAshiParams) -> int:
 # --- sub-votes and composite --------------------------------------------------------------------
 
 
-def _vote(buy: Bool, sell: Bool, out: I8 | None = None) -> I8:
-    """:func:`pia.signals.combine.vote` (BUY - SELL as int8), optionally into ``out``: NumPy bools are the
-    bytes 0 and 1, so their int8 views subtract without a cast."""
-    return np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
-
-
 def _held(s: I8, k: int) -> I8:
     """Per bar: the value of ``s`` if it was the same on each of the last ``k`` bars, else 0 (0 on the first k - 1
     bars)."""
@@ -203,7 +197,7 @@ def _candle_votes(c: Context, p: HeikinAshiParams) -> tuple[I8, I8, I8]:
     bear = ha.close < ha.open
 
     # strong candles: no opposing wick (the HA open is the HA low of a bull candle, the HA high of a bear)
-    strong = _vote(bull & (ha.open <= lo), bear & (ha.open >= h))
+    strong = combine.vote(bull & (ha.open <= lo), bear & (ha.open >= h))
     v_run = _held(strong, p.strong_run)
 
     # a doji (its HA range is never below its body, so a zero range is never a doji) votes against the colour
@@ -213,19 +207,19 @@ def _candle_votes(c: Context, p: HeikinAshiParams) -> tuple[I8, I8, I8]:
     rng = ha.high - ha.low
     rng *= p.doji_body
     doji = body < rng
-    against = _held(_vote(bear, bull), p.doji_streak)
+    against = _held(combine.vote(bear, bull), p.doji_streak)
     v_doji = np.zeros(n, dtype=np.int8)
     np.multiply(against[:-1], doji[1:], out=v_doji[1:])
 
     v_colour = np.zeros(n, dtype=np.int8)
-    _vote(bull[1:] & bear[:-1], bear[1:] & bull[:-1], out=v_colour[1:])
+    combine.vote(bull[1:] & bear[:-1], bear[1:] & bull[:-1], out=v_colour[1:])
     return v_run, v_doji, v_colour
 
 
 def _hull_vote(c: Context, p: HeikinAshiParams) -> I8:
     fast = hull_ma(c.close, p.hull_fast)
     slow = hull_ma(c.close, p.hull_slow)
-    return _vote(fast > slow, fast < slow)
+    return combine.vote(fast > slow, fast < slow)
 
 
 def _alligator_vote(c: Context, p: HeikinAshiParams) -> I8:
@@ -240,7 +234,7 @@ def _alligator_vote(c: Context, p: HeikinAshiParams) -> I8:
         jaw = jaw[start - p.jaw_shift : n - p.jaw_shift]
         teeth = teeth[start - p.teeth_shift : n - p.teeth_shift]
         lips = lips[start - p.lips_shift : n - p.lips_shift]
-        _vote((lips > teeth) & (teeth > jaw), (lips < teeth) & (teeth < jaw), out=out[start:])
+        combine.vote((lips > teeth) & (teeth > jaw), (lips < teeth) & (teeth < jaw), out=out[start:])
     return out
 
 
@@ -249,7 +243,7 @@ def _impulse_vote(c: Context, p: HeikinAshiParams) -> I8:
     hist = c.macd(MACD_FAST, MACD_SLOW, MACD_SIGNAL)[2]
     out = np.zeros(c.n, dtype=np.int8)
     ema_now, ema_before, hist_now, hist_before = ema[1:], ema[:-1], hist[1:], hist[:-1]
-    _vote(
+    combine.vote(
         (ema_now > ema_before) & (hist_now > hist_before),
         (ema_now < ema_before) & (hist_now < hist_before),
         out=out[1:],
@@ -265,7 +259,7 @@ def _squeeze_vote(c: Context, p: HeikinAshiParams) -> I8:
     out = np.zeros(c.n, dtype=np.int8)
     release = on[:-1] & off[1:]
     mom_now = mom[1:]
-    _vote(release & (mom_now > 0), release & (mom_now < 0), out=out[1:])
+    combine.vote(release & (mom_now > 0), release & (mom_now < 0), out=out[1:])
     return out
 
 

@@ -214,13 +214,11 @@ def _vote_rows(c: Context, p: SmartMoneyParams) -> I8:
     last, prev = values.take(last_at), values.take(prev_at)
     last_sh, last_sl = last
     above, below = close > last, close < last  # rows: against the last swing high, the last swing low
-    np.subtract(above[0].view(i8), below[1].view(i8), out=votes[_BOS])
-    np.subtract(((last_sh < prev[0]) & above[0]).view(i8), ((last_sl > prev[1]) & below[1]).view(i8), out=votes[_CHOCH])
+    combine.vote(above[0], below[1], out=votes[_BOS])
+    combine.vote((last_sh < prev[0]) & above[0], (last_sl > prev[1]) & below[1], out=votes[_CHOCH])
     sweep_f = p.sweep_pct / 100.0
-    np.subtract(
-        ((low < last_sl * (1.0 - sweep_f)) & above[1]).view(i8),
-        ((h > last_sh * (1.0 + sweep_f)) & below[0]).view(i8),
-        out=votes[_SWEEP],
+    combine.vote(
+        (low < last_sl * (1.0 - sweep_f)) & above[1], (h > last_sh * (1.0 + sweep_f)) & below[0], out=votes[_SWEEP]
     )
 
     # each zone's edge the bar must reach (bullish: top, bearish: bottom) and the edge its close must hold
@@ -229,8 +227,8 @@ def _vote_rows(c: Context, p: SmartMoneyParams) -> I8:
     hold = np.concatenate((_NAN, gap_nans, h[: max(n - 2, 0)], low, gap_nans, low[: max(n - 2, 0)], h)).take(at)
     bullish = (low <= reach[:2]) & (close >= hold[:2])  # rows: gap, zone
     bearish = (h >= reach[2:]) & (close <= hold[2:])
-    np.subtract(bullish[0].view(i8), bearish[0].view(i8), out=votes[_FVG])
-    np.subtract(bullish[1].view(i8), bearish[1].view(i8), out=votes[_ZONES])
+    combine.vote(bullish[0], bearish[0], out=votes[_FVG])
+    combine.vote(bullish[1], bearish[1], out=votes[_ZONES])
     return votes
 
 

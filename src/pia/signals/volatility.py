@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from pia.signals import combine, ta
-from pia.signals.base import F64, I8, Bool, Context, Params, SignalOutput, SignalSpec
+from pia.signals.base import F64, I8, Context, Params, SignalOutput, SignalSpec
 
 
 class VolatilityParams(Params):
@@ -59,10 +59,6 @@ VOTES = ("bb_squeeze", "bb_breakout", "atr_expansion", "keltner", "realised_vol"
 """The sub-indicators, in the order of the rows of :func:`_vote_rows`."""
 
 
-def _vote_into(out: I8, buy: Bool, sell: Bool) -> None:
-    np.subtract(buy.view(np.int8), sell.view(np.int8), out=out)
-
-
 def _vote_rows(c: Context, p: VolatilityParams) -> I8:
     """The sub-votes, one row per :data:`VOTES` entry (0 where a sub-indicator is not ready).
 
@@ -73,7 +69,7 @@ def _vote_rows(c: Context, p: VolatilityParams) -> I8:
     squeeze_vote, bb_vote, atr_vote, kc_vote, rv_vote, dc_vote = votes
 
     upper, middle, lower = c.bbands(p.bb_period, p.bb_dev)
-    _vote_into(bb_vote, close > upper, close < lower)
+    combine.vote(close > upper, close < lower, out=bb_vote)
     with np.errstate(invalid="ignore", divide="ignore"):
         width = (upper - lower) / middle
         squeeze = width < p.squeeze_ratio * ta.SMA(width, timeperiod=p.squeeze_mean)
@@ -81,21 +77,21 @@ def _vote_rows(c: Context, p: VolatilityParams) -> I8:
         np.multiply(bb_vote[1:], squeeze[:-1] > squeeze[1:], out=squeeze_vote[1:])
 
         atr = c.atr(p.atr_period)
-        _vote_into(atr_vote, close > c.open, close < c.open)
+        combine.vote(close > c.open, close < c.open, out=atr_vote)
         atr_vote *= atr > p.atr_ratio * ta.SMA(atr, timeperiod=p.atr_mean)
 
         kc_up, kc_dn = keltner(c.ema(p.kc_ema), c.atr(p.kc_atr), p.kc_mult)
-        _vote_into(kc_vote, close > kc_up, close < kc_dn)
+        combine.vote(close > kc_up, close < kc_dn, out=kc_vote)
 
         k = p.rv_change
         rv = c.cached(("log_return_vol", p.rv_period), lambda: _log_return_vol(close, p.rv_period))  # bars 1..
         now, past = close[k + 1 :], close[1:-k]
-        _vote_into(rv_vote[k + 1 :], now > past, now < past)
+        combine.vote(now > past, now < past, out=rv_vote[k + 1 :])
         rv_vote[k + 1 :] *= rv[k:] > rv[:-k]
 
         hi, lo = _donchian(c, p.donchian)
         now = close[1:]
-        _vote_into(dc_vote[1:], now > hi[:-1], now < lo[:-1])
+        combine.vote(now > hi[:-1], now < lo[:-1], out=dc_vote[1:])
     return votes
 
 
