@@ -204,12 +204,6 @@ class Schedules:
         got = self._padded[kind][np.searchsorted(ev, t, side="right") - 1]  # index -1: UNKNOWN
         return np.where(self.known(kind, t), got, UNKNOWN)
 
-    def hours_until(self, kind: str, t_ns: I64) -> F64:
-        """Hours from each time to the next event (0 at the event itself); NaN where unknown."""
-        t = np.asarray(t_ns, dtype=np.int64)
-        nxt = self.next_event_ns(kind, t)
-        return np.where(nxt != UNKNOWN, (nxt - t) / HOUR_NS, np.nan)
-
     def days_ahead(self, kind: str, t_ns: I64, day: I64) -> F64:
         """Calendar days from ``day`` (days since 1970-01-01) to the UTC date of the next event at or
         after ``t_ns``; NaN where unknown."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pia.errors import ConfigError
-from pia.signals.schedules import DAY_NS, HOUR_NS, UNKNOWN, Schedules, default_schedules, load_schedules
+from pia.signals.schedules import DAY_NS, NO_DAY, UNKNOWN, Schedules, default_schedules, load_schedules
 
 NY = ZoneInfo("America/New_York")
 
@@ -85,9 +85,10 @@ def test_next_and_prev_event_and_the_unknown_outside_the_span(tmp_path: Path) ->
     e1, e2, e3 = arr("2025-01-29T19:00", "2025-03-19T18:00", "2025-05-07T18:00")
     assert nxt.tolist() == [UNKNOWN, e1, e1, e2, UNKNOWN, UNKNOWN, UNKNOWN]
     assert prv.tolist() == [UNKNOWN, UNKNOWN, e1, e1, e3, e3, UNKNOWN]
-    h = s.hours_until("fomc", t)
-    assert np.isnan(h[[0, 4, 5, 6]]).all()
-    assert h[1] == pytest.approx((e1 - t[1]) / HOUR_NS) and h[2] == 0.0
+    known = nxt != UNKNOWN
+    assert s.next_event_day("fomc", t).tolist() == np.where(known, nxt // DAY_NS, NO_DAY).tolist()
+    nearest, complete = s.next_of_any(("fomc",), t)
+    assert nearest.tolist() == nxt.tolist() and complete.tolist() == known.tolist()
     assert s.known("fomc", t).tolist() == [False, True, True, True, True, True, False]
     days = t // DAY_NS
     assert s.days_ahead("fomc", t, days)[[1, 3]].tolist() == [28.0, 46.0]
