@@ -33,6 +33,13 @@ def vote(buy: Bool, sell: Bool, out: I8 | None = None) -> I8:
     return np.subtract(buy, sell, dtype=np.int8, out=out)
 
 
+def crossings(a: F64, b: F64 | float, buy: Bool, sell: Bool) -> None:
+    """Into ``buy`` / ``sell`` (one bar shorter than ``a``: bars 1 ..): BUY where ``a`` crosses above ``b`` (at or
+    below it on the previous bar, above it now), SELL where it crosses below (``b`` an array or a level)."""
+    np.logical_and((a <= b)[:-1], (a > b)[1:], out=buy)
+    np.logical_and((a >= b)[:-1], (a < b)[1:], out=sell)
+
+
 Subs = Sequence[I8] | I8
 """Sub-indicator votes: a sequence of per-bar vote arrays, or a (k, n) int8 matrix with one row each."""
 

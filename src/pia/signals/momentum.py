@@ -99,13 +99,6 @@ _DIVERGENCE, _STOCHASTIC, _STOCH_RSI, _CCI, _WILLIAMS_R, _ROC, _PPO, _ELDER = ra
 # boolean matrices, or their views from a later bar on: the bars before hold); the votes are one subtraction.
 
 
-def _crossings(a: F64, b: F64, buy: Bool, sell: Bool) -> None:
-    """From bar 1 on: BUY where ``a`` crosses above ``b`` (at or below it on the previous bar, above it now),
-    SELL where it crosses below."""
-    np.logical_and((a <= b)[:-1], (a > b)[1:], out=buy)
-    np.logical_and((a >= b)[:-1], (a < b)[1:], out=sell)
-
-
 def _band_vote(buy: Bool, sell: Bool, x: F64, low: float, high: float) -> None:
     """BUY below ``low``, SELL above ``high``."""
     np.less(x, low, out=buy)
@@ -142,7 +135,7 @@ def _stochastic_vote(buy: Bool, sell: Bool, c: Context, p: MomentumParams) -> No
         slowd_period=p.stoch_d,
         slowd_matype=ta.MA_SMA,
     )
-    _crossings(k, d, buy, sell)
+    combine.crossings(k, d, buy, sell)
     k_now = k[1:]
     buy &= k_now < p.stoch_low
     sell &= k_now > p.stoch_high
@@ -183,7 +176,7 @@ def momentum_vote_matrix(c: Context, p: MomentumParams) -> I8:
         line = _ppo_line(c.ema(p.ppo_fast), c.ema(p.ppo_slow))
     _band_vote(buy[_STOCH_RSI], sell[_STOCH_RSI], srsi, p.stochrsi_low, p.stochrsi_high)
     del srsi
-    _crossings(line, ta.EMA(line, timeperiod=p.ppo_signal), buy[_PPO, 1:], sell[_PPO, 1:])
+    combine.crossings(line, ta.EMA(line, timeperiod=p.ppo_signal), buy[_PPO, 1:], sell[_PPO, 1:])
     del line
     cci = ta.CCI(high, low, close, timeperiod=p.cci_period)
     _band_vote(buy[_CCI], sell[_CCI], cci, -p.cci_bound, p.cci_bound)
@@ -233,9 +226,8 @@ def momentum(c: Context, p: MomentumParams) -> SignalOutput:
     even if enough faster sub-indicators agree.
     """
     votes = momentum_vote_matrix(c, p)
-    # bars before the warm-up hold, however many sub-indicators are ready: no votes, HOLD with confidence 0
-    votes[:, : _momentum_warmup(p) - 1] = 0
-    return combine.majority(votes)
+    # bars before the warm-up hold, however many sub-indicators are ready
+    return combine.majority(votes, hold_before=_momentum_warmup(p) - 1)
 
 
 def _momentum_warmup(p: MomentumParams) -> int:

@@ -68,43 +68,6 @@ class OscillatorsParams(Params):
 # --- indicators TA-Lib lacks ---------------------------------------------------------------------
 
 
-def trough(a: F64, level: float, *, above: bool, strict: bool) -> Bool:
-    """The previous bar was a trough on one side of ``level``: ``a[t-1]`` above (``above``) or below
-    ``level``, ``a[t-1] < a[t-2]`` (``<=`` unless ``strict``) and ``a[t] > a[t-1]``."""
-    out = np.zeros(a.shape, dtype=np.bool_)
-    a0, a1, a2 = a[2:], a[1:-1], a[:-2]
-    out[2:] = ((a1 > level) if above else (a1 < level)) & ((a1 < a2) if strict else (a1 <= a2)) & (a0 > a1)
-    return out
-
-
-def peak(a: F64, level: float, *, above: bool, strict: bool) -> Bool:
-    """The previous bar was a peak on one side of ``level``: the mirror of :func:`trough`."""
-    out = np.zeros(a.shape, dtype=np.bool_)
-    a0, a1, a2 = a[2:], a[1:-1], a[:-2]
-    out[2:] = ((a1 > level) if above else (a1 < level)) & ((a1 > a2) if strict else (a1 >= a2)) & (a0 < a1)
-    return out
-
-
-def cross_up(a: F64, b: F64 | float) -> Bool:
-    """``a`` crosses above ``b`` on this bar: ``a[t-1] <= b[t-1]`` and ``a[t] > b[t]`` (``b`` an array or a level)."""
-    out = np.zeros(a.shape, dtype=np.bool_)
-    if isinstance(b, np.ndarray):
-        out[1:] = (a[:-1] <= b[:-1]) & (a[1:] > b[1:])
-    else:
-        out[1:] = (a[:-1] <= b) & (a[1:] > b)
-    return out
-
-
-def cross_down(a: F64, b: F64 | float) -> Bool:
-    """``a`` crosses below ``b`` on this bar: ``a[t-1] >= b[t-1]`` and ``a[t] < b[t]`` (``b`` an array or a level)."""
-    out = np.zeros(a.shape, dtype=np.bool_)
-    if isinstance(b, np.ndarray):
-        out[1:] = (a[:-1] >= b[:-1]) & (a[1:] < b[1:])
-    else:
-        out[1:] = (a[:-1] >= b) & (a[1:] < b)
-    return out
-
-
 def awesome_oscillator(high: F64, low: F64, fast: int = 5, slow: int = 34) -> F64:
     """Bill Williams' AO: SMA(fast) - SMA(slow) of the median price (high + low) / 2."""
     median = high + low
@@ -258,18 +221,10 @@ _AWESOME, _AROON, _VORTEX, _CHANDE, _KST, _SCHAFF, _TRIX, _COPPOCK = range(len(V
 # boolean matrices, or their views from bar 1 or 2 on: the bars before hold); the votes are one subtraction.
 
 
-def _crossings(a: F64, b: F64 | float, buy: Bool, sell: Bool) -> None:
-    """From bar 1 on: BUY where ``a`` crosses above ``b`` (at or below it on the previous bar, above it now),
-    SELL where it crosses below (``b`` an array or a level)."""
-    np.logical_and((a <= b)[:-1], (a > b)[1:], out=buy)
-    np.logical_and((a >= b)[:-1], (a < b)[1:], out=sell)
-
-
 def _awesome_vote(buy: Bool, sell: Bool, ao: F64) -> None:
-    """From bar 1 on: BUY on a zero cross up or a bullish saucer, SELL on the mirrors: :func:`cross_up` ``|``
-    :func:`trough` (above zero, strict) against :func:`cross_down` ``|`` :func:`peak` (below zero, strict), folded:
-    bar ``t`` BUYs if ``ao[t] > 0`` and either ``ao[t-1] <= 0`` (the cross) or ``ao[t-1]`` fell and ``ao[t]`` rose
-    (then ``ao[t-1] > 0``: a saucer; a NaN ``ao[t-1]`` compares false both ways)."""
+    """From bar 1 on: BUY on a zero cross up or a bullish saucer (a strict trough above zero on the previous bar),
+    SELL on the mirrors: bar ``t`` BUYs if ``ao[t] > 0`` and either ``ao[t-1] <= 0`` (the cross) or ``ao[t-1]``
+    fell and ``ao[t]`` rose (then ``ao[t-1] > 0``: a saucer; a NaN ``ao[t-1]`` compares false both ways)."""
     a0, a1 = ao[1:], ao[:-1]  # bar t, bar t-1, for t >= 1
     rise, fall = a0 > a1, a0 < a1
     np.less_equal(a1, 0.0, out=buy)
@@ -302,7 +257,7 @@ def _vortex_vote(buy: Bool, sell: Bool, vi: tuple[F64, F64], level: float) -> No
 
 def _schaff_vote(buy: Bool, sell: Bool, stc: F64, low: float, high: float) -> None:
     """BUY crossing up through 50 or below ``low``, SELL crossing down through 50 or above ``high``."""
-    _crossings(stc, 50.0, buy[1:], sell[1:])
+    combine.crossings(stc, 50.0, buy[1:], sell[1:])
     buy |= stc < low
     sell |= stc > high
 
@@ -310,15 +265,16 @@ def _schaff_vote(buy: Bool, sell: Bool, stc: F64, low: float, high: float) -> No
 def _trix_vote(buy: Bool, sell: Bool, trix: F64, signal: int) -> None:
     """From bar 1 on: BUY on an upward crossing of zero or of the EMA(``signal``) signal line, SELL on a downward
     one (both: HOLD)."""
-    _crossings(trix, 0.0, buy, sell)
+    combine.crossings(trix, 0.0, buy, sell)
     up, down = np.empty((2, len(trix)), dtype=np.bool_)[:, 1:]
-    _crossings(trix, ta.EMA(trix, signal), up, down)
+    combine.crossings(trix, ta.EMA(trix, signal), up, down)
     buy |= up
     sell |= down
 
 
 def _coppock_vote(buy: Bool, sell: Bool, cop: F64) -> None:
-    """From bar 2 on: :func:`trough` below zero (not strict) BUY against :func:`peak` above zero (not strict) SELL.
+    """From bar 2 on: BUY when the previous bar was a trough below zero (``c1 <= c2``, ``c1 < c0``, ``c1 < 0``),
+    SELL when it was a peak above zero (the mirror).
 
     ``c1 < 0`` and ``c1 < c0`` are one comparison with the smaller of 0 and ``c0`` (NaN if ``c0`` is), and
     the mirror for SELL."""
@@ -342,7 +298,7 @@ def oscillator_vote_matrix(c: Context, p: OscillatorsParams) -> I8:
     _level_vote(buy[_AROON], sell[_AROON], ta.AROONOSC(h, lo, p.aroon_period), p.aroon_level)
     _vortex_vote(buy[_VORTEX, 1:], sell[_VORTEX, 1:], _vortex_from_bar_1(h, lo, close, p.vortex_period), p.vortex_level)
     _chande_vote(buy[_CHANDE, 1:], sell[_CHANDE, 1:], close, p.cmo_period, p.cmo_level)
-    _crossings(*kst(close, p.kst_signal), buy[_KST, 1:], sell[_KST, 1:])
+    combine.crossings(*kst(close, p.kst_signal), buy[_KST, 1:], sell[_KST, 1:])
     macd = c.ema(p.stc_fast) - c.ema(p.stc_slow)
     stc = schaff_trend_cycle(close, p.stc_fast, p.stc_slow, p.stc_cycle, p.stc_smooth, macd=macd)
     _schaff_vote(buy[_SCHAFF], sell[_SCHAFF], stc, p.stc_low, p.stc_high)
