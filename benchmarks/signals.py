@@ -29,7 +29,7 @@ from pia.feeds.aggregate import aggregate
 from pia.feeds.base import BarArray, array_to_bars
 from pia.instruments import Timeframe
 from pia.intervals import MINUTE, parse_interval
-from pia.signals import ta
+from pia.signals import ta as signal_ta  # not the pandas `ta` package of the baseline
 from pia.signals.base import Context, tail_ohlcv
 from pia.signals.consensus import ConsensusActor
 from pia.signals.history import compute_history
@@ -79,20 +79,20 @@ class TalibRecorder:
         self._saved: dict[str, Callable[..., Any]] = {}
 
     def __enter__(self) -> TalibRecorder:
-        for name in ta.FUNCTIONS:
-            fn = getattr(ta, name)
+        for name in signal_ta.FUNCTIONS:
+            fn = getattr(signal_ta, name)
             self._saved[name] = fn
 
             def wrapper(*args: Any, _fn: Callable[..., Any] = fn, **kwargs: Any) -> Any:
                 self.calls.append((_fn, args, kwargs))
                 return _fn(*args, **kwargs)
 
-            setattr(ta, name, wrapper)
+            setattr(signal_ta, name, wrapper)
         return self
 
     def __exit__(self, *exc: object) -> None:
         for name, fn in self._saved.items():
-            setattr(ta, name, fn)
+            setattr(signal_ta, name, fn)
 
 
 def replay(calls: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]) -> None:
