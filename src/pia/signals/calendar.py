@@ -199,41 +199,23 @@ def calendar_votes(c: Context, p: CalendarParams) -> dict[str, I8]:
     }
 
 
-# The fast path of :func:`calendar`. Only the date-only sub-votes can SELL (at most 3 of them), so a bar's
-# votes fold down to one small "tally" B * _TALLY_BUY + S (B BUY and S SELL sub-votes), and the outcome of
-# ``calendar_rule`` to a lookup by tally. Per day number, the date-only part of the tally (plus a Tuesday
-# flag) comes from a table built once from :func:`date_votes` over the span of the holiday-eve cache.
-_TALLY_BUY = 4  # above the most SELL votes (3)
+# The fast path of :func:`calendar`: a bar's votes fold down to one tally byte (see ``combine.fold_tally``),
+# most of it from a table built once per day number from :func:`date_votes` over the span of the holiday-eve
+# cache (the date-only tally, and the Tuesday flag).
 _SUB_VOTES = 8
 
 
 @lru_cache(maxsize=8)
-def _date_table(first_day: int, last_day: int, month_end_days: int) -> npt.NDArray[np.int8]:
-    """Rows (date-only tally, Tuesday flag ``_TALLY_BUY`` or 0) per day number ``first_day .. last_day``."""
+def _date_table(first_day: int, last_day: int, month_end_days: int) -> npt.NDArray[np.uint8]:
+    """Rows (date-only tally, Tuesday flag ``TALLY_BUY`` or 0) per day number ``first_day .. last_day``."""
     days = np.arange(first_day, last_day + 1, dtype=np.int64)
     votes = np.array(list(date_votes(days, month_end_days).values()))
     buys, sells = (votes > 0).sum(axis=0), (votes < 0).sum(axis=0)
-    table = np.empty((2, len(days)), dtype=np.int8)
-    table[0] = buys * _TALLY_BUY + sells
-    table[1] = (weekday(days) == 1) * _TALLY_BUY
+    table = np.empty((2, len(days)), dtype=np.uint8)
+    table[0] = buys * combine.TALLY_BUY + sells * combine.TALLY_SELL
+    table[1] = (weekday(days) == 1) * combine.TALLY_BUY
     table.flags.writeable = False
     return table
-
-
-@lru_cache(maxsize=8)
-def _rule_table(min_votes: int, cap: float) -> SignalOutput:
-    """``combine.calendar_rule``'s action and confidence for each tally (B BUY and S SELL of the 8 sub-votes)."""
-    tallies = np.arange((_SUB_VOTES + 1) * _TALLY_BUY)
-    buys, sells = tallies // _TALLY_BUY, tallies % _TALLY_BUY
-    rows = np.arange(_SUB_VOTES)[:, None]
-    # tally t as 8 sub-votes: B BUYs, then S SELLs (tallies with B + S > 8 cannot occur: those hold)
-    subs = np.where(rows < buys, 1, np.where(rows < buys + sells, -1, 0)).astype(np.int8)
-    out = combine.calendar_rule(list(subs), min_votes=min_votes, cap=cap)
-    possible = buys + sells <= _SUB_VOTES
-    action = np.where(possible, out.action, 0).astype(np.int8)
-    confidence = np.where(possible, out.confidence, 0.0)
-    action.flags.writeable = confidence.flags.writeable = False
-    return SignalOutput(action, confidence)
 
 
 def calendar(c: Context, p: CalendarParams) -> SignalOutput:
@@ -263,9 +245,8 @@ def calendar(c: Context, p: CalendarParams) -> SignalOutput:
     # turnaround Tuesday: a Tuesday after a red bar
     tally[1:] += tuesday[1:] * (c.close[:-1] < c.open[:-1])
     ahead = default_schedules().next_event_day("fomc", c.time) - days
-    tally += ((ahead >= p.fomc_min_days) & (ahead <= p.fomc_max_days)) * np.int8(_TALLY_BUY)
-    action, confidence = _rule_table(p.min_votes, p.cap)
-    return SignalOutput(action.take(tally), confidence.take(tally))
+    tally += ((ahead >= p.fomc_min_days) & (ahead <= p.fomc_max_days)) * np.uint8(combine.TALLY_BUY)
+    return combine.fold_tally(tally, _SUB_VOTES, "calendar_rule", p.min_votes, p.cap)
 
 
 CALENDAR = SignalSpec(

@@ -93,6 +93,8 @@ _RULES: dict[str, Callable[..., SignalOutput]] = {
 _BYTE = 0x11
 """A vote's byte masked with this: BUY (0x01) -> 0x01, SELL (0xFF) -> 0x11, HOLD -> 0. Summed over up to 15
 votes, a bar's byte holds B + S in its low nibble and S in its high one: one number per bar."""
+TALLY_BUY, TALLY_SELL = 0x01, 0x11
+"""What one BUY and one SELL vote add to a bar's tally byte (see :func:`fold_tally`)."""
 MAX_TALLY_VOTES = 15
 
 
@@ -129,6 +131,13 @@ def _fold(subs: Subs, rule: str, *args: float, hold_before: int = 0) -> SignalOu
     tally = np.bitwise_and(m.view(np.uint8), _BYTE)
     byte: npt.NDArray[np.uint8] = np.add.reduce(tally, axis=0, dtype=np.uint8)
     byte[:hold_before] = 0  # no votes: HOLD with confidence 0 under every rule
+    return fold_tally(byte, k, rule, *args)
+
+
+def fold_tally(byte: npt.NDArray[np.integer], k: int, rule: str, *args: float) -> SignalOutput:
+    """``rule``'s result for votes already tallied per bar: each BUY adds :data:`TALLY_BUY`, each SELL
+    :data:`TALLY_SELL` (at most :data:`MAX_TALLY_VOTES` of ``k`` votes). For a composite that counts its votes
+    its own way (``calendar`` reads most of them from a per-day table); ``rule`` names one of the rules below."""
     action, confidence = _table(rule, k, *args)
     return SignalOutput(action.take(byte), confidence.take(byte))
 
